@@ -1,0 +1,16 @@
+/**
+ * `kumo image ...`: the subcommands live in commands/image/: build.ts (the image builder) and
+ * store.ts (pull, list, info, rm, prune, import, sync).
+ */
+import type { CommandDef } from '../command.js';
+import { buildCommands } from './image/build.js';
+import { storeCommands } from './image/store.js';
+
+const image: CommandDef = {
+  name: 'image',
+  summary: 'pull, build, list and clean up base images',
+  usage: 'image COMMAND [ARGS...]',
+  subcommands: [...storeCommands, ...buildCommands],
+  examples: ['kumo image pull debian-12', 'kumo image build --name my-debian', 'kumo image list', 'kumo image prune'],
+};
+export default image;

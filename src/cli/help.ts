@@ -1,0 +1,82 @@
+/**
+ * Help text, generated from the command definitions.
+ */
+import { GLOBAL_OPTIONS, type CommandDef, type OptionSpec } from './command.js';
+import type { Output } from './output.js';
+
+/** Order of the main help; commands not listed here follow alphabetically. */
+const GROUPS: [string, string[]][] = [
+  ['Machines', ['launch', 'create', 'start', 'stop', 'restart', 'delete', 'list', 'info', 'ssh', 'exec', 'cp', 'logs', 'port']],
+  ['Golden images', ['capture', 'consolidate', 'clone', 'snapshot']],
+  ['Images and disks', ['image', 'disk', 'seed']],
+  ['Setup', ['doctor', 'completion', 'help']],
+];
+
+export function renderMainHelp(defs: CommandDef[], out: Output): string {
+  const byName = new Map(defs.map((d) => [d.name, d]));
+  const seen = new Set<string>();
+  const width = Math.max(...defs.map((d) => d.name.length)) + 2;
+  const lines: string[] = [
+    'kumo: a personal cloud on one machine. Cached images, copy-on-write VMs with cloud-init.',
+    '',
+    `${out.paint('bold', 'Usage:')} kumo [--home DIR] [--json] [--debug] COMMAND [ARGS...]`,
+  ];
+  for (const [title, names] of GROUPS) {
+    const present = names.filter((n) => byName.has(n));
+    if (!present.length) continue;
+    lines.push('', out.paint('bold', `${title}:`));
+    for (const n of present) {
+      seen.add(n);
+      lines.push(`  ${n.padEnd(width)}${byName.get(n)!.summary}`);
+    }
+  }
+  const others = defs.filter((d) => !seen.has(d.name));
+  if (others.length) {
+    lines.push('', out.paint('bold', 'Other:'));
+    for (const d of others) lines.push(`  ${d.name.padEnd(width)}${d.summary}`);
+  }
+  lines.push('', out.paint('bold', 'Global options:'), ...renderOptions(GLOBAL_OPTIONS), `  ${'-V, --version'.padEnd(24)}print the version`);
+  lines.push(
+    '',
+    out.paint('bold', 'Examples:'),
+    '  kumo launch kumo-test --name web      # a VM from a built image, ready for ssh',
+    '  kumo exec web -- uname -a',
+    '  kumo list',
+    '',
+    "Run 'kumo help COMMAND' for a command's options and examples.",
+  );
+  return lines.join('\n');
+}
+
+export function renderCommandHelp(def: CommandDef, path: string, out: Output): string {
+  const lines: string[] = [`${out.paint('bold', 'Usage:')} kumo ${def.usage}`, '', def.summary];
+  if (def.description) lines.push('', def.description.trim());
+  if (def.subcommands?.length) {
+    const w = Math.max(...def.subcommands.map((s) => s.name.length)) + 2;
+    lines.push('', out.paint('bold', 'Commands:'));
+    for (const s of def.subcommands) lines.push(`  ${s.name.padEnd(w)}${s.summary}`);
+    lines.push('', `Run 'kumo help ${path} COMMAND' for details.`);
+  }
+  if (def.args?.some((a) => a.description)) {
+    lines.push('', out.paint('bold', 'Arguments:'));
+    for (const a of def.args) if (a.description) lines.push(`  ${a.name.toUpperCase().padEnd(22)}${a.description}`);
+  }
+  if (def.options && Object.keys(def.options).length) lines.push('', out.paint('bold', 'Options:'), ...renderOptions(def.options));
+  lines.push('', out.paint('bold', 'Global options:'), ...renderOptions(GLOBAL_OPTIONS));
+  if (def.examples?.length) {
+    lines.push('', out.paint('bold', 'Examples:'));
+    for (const e of def.examples) lines.push(`  ${e}`);
+  }
+  return lines.join('\n');
+}
+
+function renderOptions(opts: Record<string, OptionSpec>): string[] {
+  return Object.entries(opts).map(([name, o]) => {
+    let flag = `${o.short ? `-${o.short}, ` : '    '}--${name}`;
+    if (o.type === 'string') flag += ` ${o.placeholder ?? 'VALUE'}`;
+    let desc = o.description;
+    if (o.choices) desc += ` (${o.choices.join('|')})`;
+    if (o.multiple) desc += ' (repeatable)';
+    return `  ${flag.padEnd(24)}${desc}`;
+  });
+}

@@ -1,0 +1,270 @@
+/**
+ * Rendering: tables on a TTY, tab-separated plain text when piped, JSON with --json.
+ * Colour only on a TTY and never with NO_COLOR or --no-color. Progress events become bars and
+ * spinners on a TTY (stderr), plain lines otherwise, JSON lines with --json.
+ */
+import type { KumoEvent } from '../events/events.js';
+
+export interface Column<T> {
+  header: string;
+  get: (row: T) => string | number | undefined | null;
+  align?: 'left' | 'right';
+}
+
+export interface OutputOptions {
+  json: boolean;
+  color: boolean;
+  stdout?: NodeJS.WriteStream | NodeJS.WritableStream;
+  stderr?: NodeJS.WriteStream | NodeJS.WritableStream;
+}
+
+export function colorWanted(noColorFlag: boolean, env: NodeJS.ProcessEnv = process.env, stream: { isTTY?: boolean } = process.stdout): boolean {
+  if (noColorFlag) return false;
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  if (env.FORCE_COLOR && env.FORCE_COLOR !== '0') return true;
+  return !!stream.isTTY && env.TERM !== 'dumb';
+}
+
+const codes = { bold: [1, 22], dim: [2, 22], red: [31, 39], green: [32, 39], yellow: [33, 39], cyan: [36, 39] } as const;
+
+export class Output {
+  readonly json: boolean;
+  readonly color: boolean;
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly tty: boolean;
+  readonly errTty: boolean;
+  private progress?: ProgressRenderer;
+
+  constructor(o: OutputOptions) {
+    this.json = o.json;
+    this.color = o.color;
+    this.stdout = o.stdout ?? process.stdout;
+    this.stderr = o.stderr ?? process.stderr;
+    this.tty = !!(this.stdout as NodeJS.WriteStream).isTTY;
+    this.errTty = !!(this.stderr as NodeJS.WriteStream).isTTY;
+  }
+
+  paint(style: keyof typeof codes, s: string): string {
+    if (!this.color) return s;
+    const [a, b] = codes[style];
+    return `\x1b[${a}m${s}\x1b[${b}m`;
+  }
+
+  line(s = ''): void {
+    this.stdout.write(s + '\n');
+  }
+
+  /** A message for the user that is not data (goes to stderr, so pipes get only data). */
+  note(s: string): void {
+    this.clearProgress();
+    this.stderr.write(s + '\n');
+  }
+
+  warn(s: string): void {
+    this.note(this.paint('yellow', 'warning: ') + s);
+  }
+
+  /** Print one JSON document. */
+  jsonDoc(value: unknown): void {
+    this.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  }
+
+  /** Print one JSON line (streams). */
+  jsonLine(value: unknown): void {
+    this.stdout.write(JSON.stringify(value) + '\n');
+  }
+
+  /** Print data: as JSON with --json, else through `human`. */
+  data(value: unknown, human: () => void): void {
+    if (this.json) this.jsonDoc(value);
+    else human();
+  }
+
+  /** A table on a TTY; tab-separated values (with a header line) when piped. */
+  table<T>(rows: readonly T[], cols: readonly Column<T>[]): void {
+    const cells = rows.map((r) => cols.map((c) => fmtCell(c.get(r))));
+    if (!this.tty) {
+      this.line(cols.map((c) => c.header).join('\t'));
+      for (const r of cells) this.line(r.join('\t'));
+      return;
+    }
+    const widths = cols.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
+    const fmt = (vals: string[], head: boolean) =>
+      vals
+        .map((v, i) => {
+          const padded = cols[i]!.align === 'right' ? v.padStart(widths[i]!) : v.padEnd(widths[i]!);
+          return head ? this.paint('bold', padded) : padded;
+        })
+        .join('  ')
+        .trimEnd();
+    this.line(fmt(cols.map((c) => c.header), true));
+    for (const r of cells) this.line(fmt(r, false));
+  }
+
+  /** Key/value block for `info` style commands. */
+  fields(pairs: [string, string | number | undefined | null][]): void {
+    const w = Math.max(...pairs.map(([k]) => k.length));
+    for (const [k, v] of pairs) if (v !== undefined && v !== null && v !== '') this.line(`${this.paint('bold', (k + ':').padEnd(w + 1))} ${v}`);
+  }
+
+  /** The event sink to give library calls. */
+  events(): (e: KumoEvent) => void {
+    if (this.json) return (e) => this.stderr.write(JSON.stringify({ event: e }) + '\n');
+    this.progress ??= new ProgressRenderer(this);
+    const p = this.progress;
+    return (e) => p.handle(e);
+  }
+
+  clearProgress(): void {
+    this.progress?.clear();
+  }
+
+  finishProgress(): void {
+    this.progress?.finish();
+  }
+}
+
+function fmtCell(v: string | number | undefined | null): string {
+  if (v === undefined || v === null) return '-';
+  return String(v);
+}
+
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return '?';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+}
+
+const SPIN = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+/** Draws one live line on a TTY: a spinner for steps, a bar for progress. Plain lines otherwise. */
+class ProgressRenderer {
+  private live = '';
+  private frame = 0;
+  private timer?: NodeJS.Timeout;
+  private readonly started = new Map<string, number>();
+  private lastRate = new Map<string, { t: number; v: number; rate: number }>();
+  private lastPlain = new Map<string, number>();
+
+  constructor(private readonly out: Output) {}
+
+  handle(e: KumoEvent): void {
+    const tty = this.out.errTty;
+    switch (e.type) {
+      case 'log':
+        this.print(e.level === 'warn' ? this.out.paint('yellow', 'warning: ') + e.message : e.message);
+        return;
+      case 'step':
+        if (e.state === 'start') {
+          this.started.set(e.id, Date.now());
+          if (tty) this.setLive(`${e.label}…`);
+          else this.print(`${e.label}…`);
+        } else {
+          const t0 = this.started.get(e.id);
+          const took = t0 !== undefined ? ` (${formatDuration(Date.now() - t0)})` : '';
+          const mark = e.state === 'done' ? this.out.paint('green', '✓') : e.state === 'skip' ? this.out.paint('dim', '-') : this.out.paint('red', '✗');
+          this.setLive('');
+          this.print(`${mark} ${e.label}${took}${e.state === 'fail' && e.detail ? `: ${e.detail.split('\n')[0]}` : ''}`);
+        }
+        return;
+      case 'progress': {
+        if (!tty) {
+          // Plain mode: a line at most every 10% (or every 5 s for unknown totals).
+          const now = Date.now();
+          const pct = e.total ? Math.floor((e.current / e.total) * 10) : -1;
+          const last = this.lastPlain.get(e.id);
+          if (e.total ? pct !== last : last === undefined || now - last > 5000) {
+            this.lastPlain.set(e.id, e.total ? pct : now);
+            this.print(`${e.label}: ${describeAmount(e.current, e.total, e.unit)}`);
+          }
+          return;
+        }
+        this.setLive(this.bar(e));
+        return;
+      }
+    }
+  }
+
+  private bar(e: Extract<KumoEvent, { type: 'progress' }>): string {
+    const now = Date.now();
+    const prev = this.lastRate.get(e.id);
+    let rate = prev?.rate ?? 0;
+    if (prev && now - prev.t >= 500) {
+      const inst = ((e.current - prev.v) * 1000) / (now - prev.t);
+      rate = rate ? rate * 0.7 + inst * 0.3 : inst;
+      this.lastRate.set(e.id, { t: now, v: e.current, rate });
+    } else if (!prev) this.lastRate.set(e.id, { t: now, v: e.current, rate: 0 });
+    const width = 24;
+    let s = `${e.label} `;
+    if (e.total) {
+      const f = Math.min(1, e.current / e.total);
+      const n = Math.round(f * width);
+      s += `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${String(Math.floor(f * 100)).padStart(3)}%`;
+    } else s += SPIN[this.frame++ % SPIN.length];
+    s += ` ${describeAmount(e.current, e.total, e.unit)}`;
+    if (e.unit === 'bytes' && rate > 0) {
+      s += ` ${formatBytes(rate)}/s`;
+      if (e.total) s += ` ETA ${formatDuration(((e.total - e.current) / rate) * 1000)}`;
+    }
+    return s;
+  }
+
+  private setLive(s: string): void {
+    this.live = s;
+    if (s && !this.timer && this.out.errTty) {
+      this.timer = setInterval(() => this.redraw(true), 120);
+      this.timer.unref();
+    }
+    if (!s && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+    this.redraw(false);
+  }
+
+  private redraw(tick: boolean): void {
+    if (!this.out.errTty) return;
+    let s = this.live;
+    if (tick && s.endsWith('…')) s = `${SPIN[this.frame++ % SPIN.length]} ${s}`;
+    const cols = (this.out.stderr as NodeJS.WriteStream).columns || 80;
+    this.out.stderr.write(`\r\x1b[2K${s.slice(0, cols - 1)}`);
+  }
+
+  private print(s: string): void {
+    if (this.out.errTty) this.out.stderr.write(`\r\x1b[2K${s}\n`);
+    else this.out.stderr.write(s + '\n');
+    if (this.live) this.redraw(false);
+  }
+
+  clear(): void {
+    if (this.out.errTty && this.live) this.out.stderr.write('\r\x1b[2K');
+  }
+
+  finish(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.clear();
+    this.live = '';
+  }
+}
+
+function describeAmount(cur: number, total: number | undefined, unit: 'bytes' | 'items' | 'percent'): string {
+  if (unit === 'bytes') return total ? `${formatBytes(cur)}/${formatBytes(total)}` : formatBytes(cur);
+  if (unit === 'percent') return `${Math.round(cur)}%`;
+  return total ? `${cur}/${total}` : String(cur);
+}

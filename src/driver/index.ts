@@ -1,0 +1,2 @@
+// The public API of src/driver; filled in as the area lands.
+export {};

@@ -1,0 +1,2 @@
+// The public API of src/guest; filled in as the area lands.
+export {};
