@@ -1,0 +1,214 @@
+/**
+ * The driver interface: one object per backend (qemu, libvirt, virtualbox), built from small
+ * capabilities. The core (`start`, `stop`, `status`, `cleanup`) is what every backend must do;
+ * optional capabilities (`ports`, `snapshots`, `consoleLog`) are present only when the backend
+ * can do them, and `capabilities` says so up front so the CLI and the library can refuse early
+ * with a typed UnsupportedError (`requireCapability`).
+ *
+ * A driver never owns the instance directory: the instance layer creates the disk overlay, the
+ * seed and the keys, and hands the driver an `InstanceRuntime` describing them. The driver turns
+ * that into a running machine and reports what is really running.
+ *
+ * Drivers are found by name in a registry (`registerDriver` / `getDriver`), so new backends are
+ * added without touching the lifecycle code.
+ */
+import { UnsupportedError, NotFoundError } from '../core/errors.js';
+import type { KumoPaths } from '../config/paths.js';
+import type { EventSink } from '../events/events.js';
+
+/** A forwarded port: host address:port to the guest's port. */
+export interface PortForward {
+  proto: 'tcp' | 'udp';
+  /** Host address the forward binds to (127.0.0.1 unless the user asked otherwise). */
+  hostAddr: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+/** Everything a driver needs to run one instance; built by the instance layer from instance.json. */
+export interface InstanceRuntime {
+  name: string;
+  /** The instance directory (KUMO_HOME/instances/NAME). */
+  dir: string;
+  paths: KumoPaths;
+  cpus: number;
+  /** MiB. */
+  memoryMiB: number;
+  /** The instance's writable disk (qcow2 overlay on the read-only base). */
+  disk: { path: string; format: 'qcow2' | 'raw' };
+  /** The cloud-init seed (NoCloud `cidata` or ConfigDrive `config-2`), attached read-only. */
+  seed?: { path: string; format: 'nocloud' | 'configdrive' };
+  /** Stable MAC address of the first NIC. */
+  mac: string;
+  /** Host port forwarded to the guest's ssh (22). */
+  sshPort: number;
+  /** Extra forwards stored in instance.json. */
+  ports: PortForward[];
+  /** Accelerator wish: auto (probe), kvm or tcg. */
+  accel: 'auto' | 'kvm' | 'tcg';
+  /** Firmware: BIOS (SeaBIOS) or UEFI (OVMF). */
+  firmware?: 'bios' | 'uefi';
+  /** Driver-specific settings kept in instance.json (e.g. libvirt's connect URI). */
+  driverOptions?: Record<string, unknown>;
+}
+
+export type PowerState =
+  | 'running' // the machine is up (QMP answers `running`, libvirt says running)
+  | 'paused'
+  | 'stopped' // no process; a clean state
+  | 'crashed' // the process died behind kumo's back (stale pid file or socket left)
+  | 'unknown'; // a process exists but does not answer (hung, or just starting)
+
+export interface RuntimeStatus {
+  state: PowerState;
+  pid?: number;
+  /** What was found, in words, when the state is not a clean one ("qemu.pid names pid 123, which is not running"). */
+  detail?: string;
+  /** Accelerator in use, when known. */
+  accel?: string;
+}
+
+export interface StartResult {
+  pid?: number;
+  accel: string;
+  /** The ssh port really used (a driver may have had to pick another). */
+  sshPort: number;
+}
+
+export interface StartOptions {
+  onEvent?: EventSink;
+  signal?: AbortSignal;
+}
+
+export interface StopOptions {
+  /** Skip the graceful power-down and kill at once. */
+  force?: boolean;
+  /** How long to wait for the graceful power-down before forcing (ms). */
+  timeoutMs?: number;
+  onEvent?: EventSink;
+  signal?: AbortSignal;
+}
+
+/** What a backend can do, declared up front. */
+export interface DriverCapabilities {
+  /** Add and remove port forwards while the machine runs. */
+  livePorts: boolean;
+  /** qcow2 internal snapshots of a stopped machine. */
+  offlineSnapshots: boolean;
+  /** Snapshots while running (savevm through the monitor). */
+  liveSnapshots: boolean;
+  /** The serial console is captured to a file kumo can show (`kumo logs`). */
+  consoleLog: boolean;
+  /** Graceful ACPI power-down. */
+  acpiShutdown: boolean;
+  /** Can reach remote hosts (libvirt URIs). */
+  remote: boolean;
+}
+
+export interface PortsCapability {
+  addPort(rt: InstanceRuntime, fwd: PortForward): Promise<void>;
+  removePort(rt: InstanceRuntime, fwd: PortForward): Promise<void>;
+}
+
+export interface SnapshotInfo {
+  name: string;
+  created?: string;
+  vmStateSize?: number;
+}
+
+export interface SnapshotsCapability {
+  createSnapshot(rt: InstanceRuntime, name: string): Promise<void>;
+  listSnapshots(rt: InstanceRuntime): Promise<SnapshotInfo[]>;
+  restoreSnapshot(rt: InstanceRuntime, name: string): Promise<void>;
+  deleteSnapshot(rt: InstanceRuntime, name: string): Promise<void>;
+}
+
+export interface ConsoleLogCapability {
+  /** Path of the file holding the serial console output. */
+  consoleLogPath(rt: InstanceRuntime): string;
+}
+
+/** The core every driver implements. */
+export interface DriverCore {
+  readonly name: string;
+  readonly capabilities: DriverCapabilities;
+  /** Check the host can run this driver (programs present, daemon reachable); throws a KumoError with a hint. */
+  check(paths: KumoPaths): Promise<void>;
+  /** Start the machine and return once the hypervisor runs it (not when the guest is ready). */
+  start(rt: InstanceRuntime, opts?: StartOptions): Promise<StartResult>;
+  /** Graceful power-down, forced after `timeoutMs`, or at once with `force`. Idempotent. */
+  stop(rt: InstanceRuntime, opts?: StopOptions): Promise<void>;
+  /** What is really running, derived from the host (never from a stored field). */
+  status(rt: InstanceRuntime): Promise<RuntimeStatus>;
+  /** Remove the driver's own leftovers (pid file, sockets, a libvirt domain). The machine must be stopped. */
+  cleanup(rt: InstanceRuntime): Promise<void>;
+}
+
+export type Driver = DriverCore & Partial<PortsCapability> & Partial<SnapshotsCapability> & Partial<ConsoleLogCapability>;
+
+type CapabilityMethods = {
+  ports: PortsCapability;
+  snapshots: SnapshotsCapability;
+  consoleLog: ConsoleLogCapability;
+};
+
+const CAPABILITY_METHOD: { [K in keyof CapabilityMethods]: keyof CapabilityMethods[K] } = {
+  ports: 'addPort',
+  snapshots: 'createSnapshot',
+  consoleLog: 'consoleLogPath',
+};
+
+/** Whether a driver implements a capability group. */
+export function hasCapability<K extends keyof CapabilityMethods>(d: Driver, cap: K): d is Driver & CapabilityMethods[K] {
+  return typeof (d as unknown as Record<string, unknown>)[CAPABILITY_METHOD[cap] as string] === 'function';
+}
+
+/** The driver with the capability, or a typed UnsupportedError naming the driver and what it lacks. */
+export function requireCapability<K extends keyof CapabilityMethods>(d: Driver, cap: K, what?: string): Driver & CapabilityMethods[K] {
+  if (hasCapability(d, cap)) return d;
+  throw new DriverUnsupportedError(d.name, what ?? cap);
+}
+
+export class DriverUnsupportedError extends UnsupportedError {
+  constructor(driver: string, what: string, hint?: string) {
+    super('DRIVER_UNSUPPORTED', `the ${driver} driver cannot ${what}`, {
+      hint: hint ?? `use an instance on a driver that can (see 'kumo help launch', --driver)`,
+      details: { driver, what },
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry
+
+export type DriverFactory = () => Driver | Promise<Driver>;
+
+const factories = new Map<string, DriverFactory>();
+const instances = new Map<string, Promise<Driver>>();
+
+/** Register a backend under a name. Later registrations replace earlier ones (tests may stub nothing: use real drivers). */
+export function registerDriver(name: string, factory: DriverFactory): void {
+  factories.set(name, factory);
+  instances.delete(name);
+}
+
+export function driverNames(): string[] {
+  return [...factories.keys()].sort();
+}
+
+/** The driver registered under `name`; a NotFoundError listing the known ones otherwise. */
+export async function getDriver(name: string): Promise<Driver> {
+  const f = factories.get(name);
+  if (!f) {
+    throw new NotFoundError('DRIVER_NOT_FOUND', `unknown driver '${name}'`, {
+      hint: `known drivers: ${driverNames().join(', ') || '(none)'}`,
+      details: { driver: name },
+    });
+  }
+  let p = instances.get(name);
+  if (!p) {
+    p = Promise.resolve(f());
+    instances.set(name, p);
+  }
+  return p;
+}

@@ -1,0 +1,83 @@
+/**
+ * The QEMU command line, built as a pure function of the instance runtime (no I/O), so it is
+ * unit-tested on its own. Layout:
+ *
+ *   q35 machine, the chosen accelerator (KVM, or TCG with one thread per vCPU), virtio-blk for
+ *   the overlay disk and for the read-only seed, virtio-net on user-mode networking with ssh (and
+ *   the user's ports) forwarded from 127.0.0.1, virtio-rng (sshd needs entropy early), the serial
+ *   console to serial.log, QMP on a unix socket, a pid file, and -daemonize so QEMU outlives kumo.
+ *
+ * The instance directory path appears in the argv (pid file, QMP socket), which is how kumo
+ * recognises its own QEMU in /proc/PID/cmdline.
+ */
+import { join } from 'node:path';
+import type { InstanceRuntime, PortForward } from '../driver.js';
+
+export interface QemuFiles {
+  pidFile: string;
+  qmpSocket: string;
+  serialLog: string;
+}
+
+export function qemuFiles(dir: string): QemuFiles {
+  return { pidFile: join(dir, 'qemu.pid'), qmpSocket: join(dir, 'qmp.sock'), serialLog: join(dir, 'serial.log') };
+}
+
+export interface QemuArgvOptions {
+  accel: 'kvm' | 'tcg';
+  /** Run in the foreground instead of -daemonize (tests, debugging). */
+  foreground?: boolean;
+  /** OVMF code file for UEFI firmware. */
+  ovmfCode?: string;
+}
+
+/** Escape a value for QEMU's option syntax: commas are doubled. */
+export function qemuOptValue(v: string): string {
+  return v.replace(/,/g, ',,');
+}
+
+/** A user-mode hostfwd rule: `tcp:127.0.0.1:2222-:22`. */
+export function hostfwdRule(f: PortForward): string {
+  return `${f.proto}:${f.hostAddr}:${f.hostPort}-:${f.guestPort}`;
+}
+
+export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[] {
+  const files = qemuFiles(rt.dir);
+  const a: string[] = [];
+  a.push('-name', `kumo:${rt.name},process=kumo:${rt.name}`);
+  a.push('-nodefaults', '-no-user-config');
+  a.push('-machine', o.accel === 'kvm' ? 'q35,accel=kvm' : 'q35');
+  if (o.accel === 'kvm') a.push('-accel', 'kvm', '-cpu', 'host');
+  else a.push('-accel', 'tcg,thread=multi', '-cpu', 'max');
+  a.push('-smp', String(rt.cpus));
+  a.push('-m', `${rt.memoryMiB}M`);
+  if (rt.firmware === 'uefi' && o.ovmfCode) {
+    a.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuOptValue(o.ovmfCode)}`);
+  }
+  // The instance disk: the qcow2 overlay, backed by the read-only base.
+  a.push('-drive', `file=${qemuOptValue(rt.disk.path)},if=none,id=disk0,format=${rt.disk.format},discard=unmap,cache=writeback`);
+  a.push('-device', 'virtio-blk-pci,drive=disk0,bootindex=0');
+  if (rt.seed) {
+    a.push('-drive', `file=${qemuOptValue(rt.seed.path)},if=none,id=seed0,format=raw,readonly=on`);
+    a.push('-device', 'virtio-blk-pci,drive=seed0');
+  }
+  const fwds = [{ proto: 'tcp' as const, hostAddr: '127.0.0.1', hostPort: rt.sshPort, guestPort: 22 }, ...rt.ports];
+  a.push('-netdev', ['user', 'id=net0', ...fwds.map((f) => `hostfwd=${hostfwdRule(f)}`)].join(','));
+  a.push('-device', `virtio-net-pci,netdev=net0,mac=${rt.mac}`);
+  a.push('-device', 'virtio-rng-pci');
+  a.push('-chardev', `file,id=serial0,path=${qemuOptValue(files.serialLog)}`);
+  a.push('-serial', 'chardev:serial0');
+  a.push('-qmp', `unix:${qemuOptValue(files.qmpSocket)},server=on,wait=off`);
+  a.push('-display', 'none');
+  a.push('-pidfile', files.pidFile);
+  if (!o.foreground) a.push('-daemonize');
+  return a;
+}
+
+/** A stable, locally administered unicast MAC derived from a seed string (the instance id). */
+export function macFor(seed: string): string {
+  let h = 2166136261;
+  for (const ch of seed) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  const b = [0x52, 0x54, 0x00, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff];
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
+}

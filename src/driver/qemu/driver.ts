@@ -1,0 +1,226 @@
+/**
+ * The QEMU driver: runs qemu-system-x86_64 directly (no daemon, no root), daemonized so the
+ * machine outlives kumo, and talks to it over QMP. Status is read from the host every time:
+ * the pid file must name a live process whose /proc/PID/cmdline is this instance's QEMU, and
+ * QMP must answer.
+ */
+import { lstat, readFile, unlink } from 'node:fs/promises';
+import { CommandFailedError, ConflictError, KumoError, ToolMissingError } from '../../core/errors.js';
+import { pidAlive, run, which } from '../../core/exec.js';
+import { debug } from '../../core/log.js';
+import { Emitter } from '../../events/events.js';
+import type { KumoPaths } from '../../config/paths.js';
+import type { Driver, DriverCapabilities, InstanceRuntime, PortForward, RuntimeStatus, StartOptions, StartResult, StopOptions } from '../driver.js';
+import { freePort, portFree, PortInUseError } from '../net.js';
+import { detectAccel } from './accel.js';
+import { buildQemuArgv, hostfwdRule, qemuFiles } from './argv.js';
+import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
+
+export const QEMU_BINARY = 'qemu-system-x86_64';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The pid in the instance's qemu.pid, if the file exists and holds a number. */
+export async function readPidFile(dir: string): Promise<number | undefined> {
+  try {
+    const n = Number((await readFile(qemuFiles(dir).pidFile, 'utf8')).trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `pid` is a live QEMU started for the instance in `dir` (its argv names our pid file). */
+export async function isOurQemu(pid: number, dir: string): Promise<boolean> {
+  if (!pidAlive(pid)) return false;
+  let argv: string[];
+  try {
+    argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+  } catch {
+    return false;
+  }
+  if (!argv[0] || !/qemu-system/.test(argv[0])) return false;
+  const i = argv.indexOf('-pidfile');
+  return i >= 0 && argv[i + 1] === qemuFiles(dir).pidFile;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(pid: number, dir: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  let delay = 50;
+  while (Date.now() < end) {
+    if (!(await isOurQemu(pid, dir))) return true;
+    if (signal?.aborted) return false;
+    await sleep(delay);
+    delay = Math.min(250, delay * 2);
+  }
+  return !(await isOurQemu(pid, dir));
+}
+
+export class QemuDriver implements Driver {
+  readonly name = 'qemu';
+  readonly capabilities: DriverCapabilities = {
+    livePorts: true,
+    offlineSnapshots: false,
+    liveSnapshots: false,
+    consoleLog: true,
+    acpiShutdown: true,
+    remote: false,
+  };
+
+  constructor(readonly binary = QEMU_BINARY) {}
+
+  async check(_paths: KumoPaths): Promise<void> {
+    if (!(await which(this.binary))) throw new ToolMissingError(this.binary, 'qemu-system-x86');
+  }
+
+  consoleLogPath(rt: InstanceRuntime): string {
+    return qemuFiles(rt.dir).serialLog;
+  }
+
+  async status(rt: InstanceRuntime): Promise<RuntimeStatus> {
+    const files = qemuFiles(rt.dir);
+    const pid = await readPidFile(rt.dir);
+    if (pid === undefined) {
+      if (await exists(files.qmpSocket)) return { state: 'crashed', detail: 'qmp.sock is left but no qemu.pid: QEMU died' };
+      return { state: 'stopped' };
+    }
+    if (!(await isOurQemu(pid, rt.dir))) {
+      return {
+        state: 'crashed',
+        detail: pidAlive(pid) ? `qemu.pid names pid ${pid}, which is another program now` : `qemu.pid names pid ${pid}, which is not running: QEMU died`,
+      };
+    }
+    try {
+      const st = await withQmp(files.qmpSocket, (c) => c.queryStatus(), 3000);
+      const state = st.status === 'running' ? 'running' : st.status === 'paused' || st.status === 'suspended' ? 'paused' : st.status === 'shutdown' ? 'stopped' : 'unknown';
+      return { state, pid, ...(state === 'unknown' ? { detail: `QEMU reports '${st.status}'` } : {}) };
+    } catch (e) {
+      return { state: 'unknown', pid, detail: `QEMU (pid ${pid}) is alive but QMP does not answer: ${(e as Error).message}` };
+    }
+  }
+
+  private async removeRuntimeFiles(rt: InstanceRuntime): Promise<void> {
+    const f = qemuFiles(rt.dir);
+    for (const p of [f.pidFile, f.qmpSocket]) await unlink(p).catch(() => {});
+  }
+
+  async cleanup(rt: InstanceRuntime): Promise<void> {
+    const pid = await readPidFile(rt.dir);
+    if (pid !== undefined && (await isOurQemu(pid, rt.dir))) {
+      throw new ConflictError('INSTANCE_RUNNING', `instance '${rt.name}' is running`, { hint: `stop it first: kumo stop ${rt.name}` });
+    }
+    await this.removeRuntimeFiles(rt);
+  }
+
+  async start(rt: InstanceRuntime, opts: StartOptions = {}): Promise<StartResult> {
+    const em = new Emitter(opts.onEvent);
+    const st = await this.status(rt);
+    if (st.pid !== undefined && st.state !== 'crashed') {
+      throw new ConflictError('INSTANCE_RUNNING', `instance '${rt.name}' is already running (pid ${st.pid})`, { hint: `stop it first: kumo stop ${rt.name}` });
+    }
+    if (st.state === 'crashed') em.warn(`instance '${rt.name}': ${st.detail}; starting it again`);
+    await this.removeRuntimeFiles(rt);
+    await this.check(rt.paths);
+    for (const p of rt.ports) {
+      if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
+    }
+    const accel = await detectAccel(rt.paths, { want: rt.accel, qemu: this.binary });
+    debug(`qemu: accelerator ${accel.accel} (${accel.reason})`);
+    let sshPort = rt.sshPort;
+    if (!sshPort || !(await portFree(sshPort))) sshPort = await freePort();
+    for (let attempt = 0; ; attempt++) {
+      const argv = buildQemuArgv({ ...rt, sshPort }, { accel: accel.accel });
+      const r = await run(this.binary, argv, { allowFailure: true, signal: opts.signal, timeoutMs: 60_000 });
+      if (r.code === 0) break;
+      await this.removeRuntimeFiles(rt);
+      const err = r.stderr;
+      const m = /host forwarding rule '([^']*)'/.exec(err);
+      if (m) {
+        const sshRule = hostfwdRule({ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: sshPort, guestPort: 22 });
+        if (m[1] === sshRule && attempt < 5) {
+          debug(`qemu: ssh port ${sshPort} was taken meanwhile; trying another`);
+          sshPort = await freePort();
+          continue;
+        }
+        const p = rt.ports.find((f) => hostfwdRule(f) === m[1]);
+        if (p) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
+      }
+      throw new CommandFailedError(r.argv, r.code, r.signal, err, { hint: `QEMU could not start instance '${rt.name}'; run with --debug to see its command line` });
+    }
+    const pid = await readPidFile(rt.dir);
+    return { ...(pid !== undefined ? { pid } : {}), accel: accel.accel, sshPort };
+  }
+
+  async stop(rt: InstanceRuntime, opts: StopOptions = {}): Promise<void> {
+    const em = new Emitter(opts.onEvent);
+    const files = qemuFiles(rt.dir);
+    const pid = await readPidFile(rt.dir);
+    if (pid === undefined || !(await isOurQemu(pid, rt.dir))) {
+      await this.removeRuntimeFiles(rt);
+      return;
+    }
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    if (!opts.force) {
+      let asked = false;
+      try {
+        await withQmp(files.qmpSocket, (c) => c.execute('system_powerdown'), 3000);
+        asked = true;
+      } catch (e) {
+        em.warn(`could not ask '${rt.name}' to power down: ${(e as Error).message}; forcing`);
+      }
+      if (asked && (await waitGone(pid, rt.dir, timeoutMs, opts.signal))) {
+        await this.removeRuntimeFiles(rt);
+        return;
+      }
+      if (asked) em.warn(`'${rt.name}' did not power down within ${Math.round(timeoutMs / 1000)} s; forcing it off`);
+    }
+    // Forced: QMP quit, then SIGKILL.
+    try {
+      const c = await QmpClient.connect(files.qmpSocket, 2000);
+      try {
+        await c.execute('quit', undefined, 2000).catch(() => {});
+        await c.waitClosed(2000);
+      } finally {
+        c.close();
+      }
+    } catch (e) {
+      if (!(e instanceof QmpUnavailableError)) debug(`qemu: quit failed: ${(e as Error).message}`);
+    }
+    if (!(await waitGone(pid, rt.dir, 3000))) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      if (!(await waitGone(pid, rt.dir, 5000))) {
+        throw new KumoError('STOP_FAILED', 'external', `QEMU (pid ${pid}) of '${rt.name}' survived SIGKILL`, { hint: 'check the process with ps; it may be stuck in the kernel' });
+      }
+    }
+    await this.removeRuntimeFiles(rt);
+  }
+
+  async addPort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {
+    if (!(await portFree(fwd.hostPort, fwd.hostAddr))) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
+    const out = await withQmp(qemuFiles(rt.dir).qmpSocket, (c) => c.hmp(`hostfwd_add net0 ${hostfwdRule(fwd)}`));
+    if (out.trim()) {
+      if (/host forwarding rule/i.test(out)) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
+      throw new KumoError('PORT_ADD_FAILED', 'external', `QEMU could not add the forward ${hostfwdRule(fwd)}: ${out.trim()}`);
+    }
+  }
+
+  async removePort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {
+    const out = await withQmp(qemuFiles(rt.dir).qmpSocket, (c) => c.hmp(`hostfwd_remove net0 ${fwd.proto}:${fwd.hostAddr}:${fwd.hostPort}`));
+    if (out.trim() && !/removed/i.test(out)) {
+      throw new KumoError('PORT_REMOVE_FAILED', 'external', `QEMU could not remove the forward ${hostfwdRule(fwd)}: ${out.trim()}`);
+    }
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * HTTP(S) GET with redirects, timeouts, abort, typed errors and retries with backoff. node:http is
+ * used directly (not fetch): it is faster for large bodies and gives us the raw stream.
+ */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { InterruptedError, KumoError } from '../core/errors.js';
+import { debug } from '../core/log.js';
+
+export const USER_AGENT = 'kumo (+https://github.com/kumo)';
+
+/** The server answered with a status kumo cannot use (404, 500, ...). */
+export class HttpError extends KumoError {
+  readonly status: number;
+  readonly url: string;
+  constructor(url: string, status: number, statusText = '') {
+    const hint =
+      status === 404 || status === 410
+        ? 'the file is not at that address: check the URL or the alias (a newer release may have replaced it), or run `kumo image sync`'
+        : status >= 500
+          ? 'the server failed; try again later or use a mirror (set the source base in KUMO_HOME/catalog.yaml)'
+          : 'check the URL';
+    super('HTTP_ERROR', 'external', `GET ${url} failed: HTTP ${status}${statusText ? ` ${statusText}` : ''}`, { hint, details: { url, status } });
+    this.status = status;
+    this.url = url;
+  }
+  /** 5xx, 408 and 429 may succeed on a retry; 4xx will not. */
+  get transient(): boolean {
+    return this.status >= 500 || this.status === 408 || this.status === 429;
+  }
+}
+
+/** The host could not be reached at all, or the connection broke. */
+export class NetworkError extends KumoError {
+  readonly transient: boolean;
+  constructor(url: string, cause: unknown, transient = true) {
+    const c = cause as NodeJS.ErrnoException;
+    const what =
+      c?.code === 'ENOTFOUND' || c?.code === 'EAI_AGAIN'
+        ? 'host name not found'
+        : c?.code === 'ECONNREFUSED'
+          ? 'connection refused'
+          : c?.code === 'ETIMEDOUT' || c?.code === 'KUMO_TIMEOUT'
+            ? 'timed out'
+            : c?.code === 'ECONNRESET' || c?.code === 'KUMO_PREMATURE'
+              ? 'connection cut'
+              : (c?.message ?? String(cause));
+    super('HOST_UNREACHABLE', 'external', `cannot download ${url}: ${what}`, {
+      hint: 'check the network (and any proxy), or point the source at a reachable mirror in KUMO_HOME/catalog.yaml',
+      cause,
+      details: { url, code: c?.code },
+    });
+    this.transient = transient;
+  }
+}
+
+export interface GetOptions {
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** No byte for this long (connect or between chunks): fail with a timeout. Default 30 s. */
+  idleTimeoutMs?: number;
+  maxRedirects?: number;
+}
+
+export interface GetResponse {
+  res: IncomingMessage;
+  /** The URL after redirects. */
+  url: string;
+}
+
+function abortError(signal: AbortSignal): KumoError {
+  const r = signal.reason;
+  return r instanceof KumoError ? r : new InterruptedError('download interrupted');
+}
+
+/** One GET; follows redirects; resolves with the response once headers arrive (any status). */
+export function httpGet(url: string, opts: GetOptions = {}): Promise<GetResponse> {
+  const maxRedirects = opts.maxRedirects ?? 10;
+  return new Promise((resolve, reject) => {
+    if (opts.signal?.aborted) return reject(abortError(opts.signal));
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return reject(new KumoError('BAD_URL', 'invalid', `not a valid URL: ${url}`, { hint: 'give an http:// or https:// URL' }));
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      return reject(new KumoError('BAD_URL', 'invalid', `unsupported URL scheme ${u.protocol} in ${url}`, { hint: 'give an http:// or https:// URL, or a local file path' }));
+    debug(() => `GET ${url}${opts.headers?.Range ? ` (${opts.headers.Range})` : ''}`);
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, {
+      method: 'GET',
+      headers: { 'User-Agent': USER_AGENT, Accept: '*/*', ...opts.headers },
+    });
+    const idle = opts.idleTimeoutMs ?? 30_000;
+    req.setTimeout(idle, () => {
+      const e = Object.assign(new Error('timed out'), { code: 'KUMO_TIMEOUT' });
+      req.destroy(e);
+    });
+    const onAbort = () => req.destroy(abortError(opts.signal!));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('error', (e) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      reject(e instanceof KumoError ? e : new NetworkError(url, e));
+    });
+    req.on('response', (res) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      const status = res.statusCode ?? 0;
+      if ([301, 302, 303, 307, 308].includes(status) && res.headers.location) {
+        res.resume();
+        if (maxRedirects <= 0) return reject(new KumoError('HTTP_ERROR', 'external', `GET ${url}: too many redirects`, { hint: 'check the URL' }));
+        const next = new URL(res.headers.location, u).toString();
+        httpGet(next, { ...opts, maxRedirects: maxRedirects - 1 }).then(resolve, reject);
+        return;
+      }
+      // Keep the idle timeout on the body too; abort tears the body down.
+      res.setTimeout?.(idle);
+      const onBodyAbort = () => res.destroy(abortError(opts.signal!));
+      opts.signal?.addEventListener('abort', onBodyAbort, { once: true });
+      res.once('close', () => opts.signal?.removeEventListener('abort', onBodyAbort));
+      resolve({ res, url });
+    });
+    req.end();
+  });
+}
+
+export interface RetryOptions {
+  retries?: number;
+  /** First backoff delay; doubles each time (with jitter), capped at 10 s. */
+  backoffMs?: number;
+  signal?: AbortSignal;
+  onRetry?: (attempt: number, err: unknown, delayMs: number) => void;
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(abortError(signal!));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export function isTransient(e: unknown): boolean {
+  if (e instanceof HttpError || e instanceof NetworkError) return e.transient;
+  return false;
+}
+
+export function backoffDelay(attempt: number, base: number): number {
+  const d = Math.min(10_000, base * 2 ** (attempt - 1));
+  return Math.round(d * (0.75 + Math.random() * 0.5));
+}
+
+/** Run `fn` again after transient failures, waiting longer each time. */
+export async function withRetries<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
+  const retries = opts.retries ?? 4;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (e) {
+      if (opts.signal?.aborted) throw abortError(opts.signal);
+      if (attempt > retries || !isTransient(e)) throw e;
+      const d = backoffDelay(attempt, opts.backoffMs ?? 500);
+      opts.onRetry?.(attempt, e, d);
+      await sleep(d, opts.signal);
+    }
+  }
+}
+
+/** GET a small document (index, checksum file) as text, with retries. */
+export async function fetchText(url: string, opts: RetryOptions & { maxBytes?: number } = {}): Promise<{ text: string; headers: IncomingMessage['headers']; url: string }> {
+  const max = opts.maxBytes ?? 64 * 1024 * 1024;
+  return withRetries(async () => {
+    const { res, url: finalUrl } = await httpGet(url, { signal: opts.signal });
+    const status = res.statusCode ?? 0;
+    if (status !== 200) {
+      res.resume();
+      throw new HttpError(url, status, res.statusMessage);
+    }
+    const chunks: Buffer[] = [];
+    let n = 0;
+    try {
+      for await (const c of res as AsyncIterable<Buffer>) {
+        n += c.length;
+        if (n > max) throw new KumoError('HTTP_ERROR', 'external', `GET ${url}: document larger than ${max} bytes`, { hint: 'check the URL: it should name an index or checksum file' });
+        chunks.push(c);
+      }
+    } catch (e) {
+      if (e instanceof KumoError) throw e;
+      throw new NetworkError(url, e);
+    }
+    if (!res.complete) throw new NetworkError(url, Object.assign(new Error('connection cut'), { code: 'KUMO_PREMATURE' }));
+    return { text: Buffer.concat(chunks).toString('utf8'), headers: res.headers, url: finalUrl };
+  }, opts);
+}
