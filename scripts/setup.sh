@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything kumo and its tests need on Debian 12 / Ubuntu 24.04, then builds kumo.
+# Idempotent: a second run installs nothing and only rebuilds. Needs root (or sudo) for apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  qemu-system-x86 qemu-utils ovmf            # the QEMU driver, overlays, UEFI guests
+  openssh-client                              # ssh, exec, cp, readiness
+  debootstrap grub-pc-bin grub-efi-amd64-bin grub2-common e2fsprogs dosfstools mtools fdisk  # kumo image build
+  zstd xz-utils                               # compressed downloads
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients  # the libvirt driver
+  genisoimage xorriso cloud-image-utils       # tests and benchmarks: independent ISO readers, cloud-localds
+  util-linux procps iproute2 ca-certificates  # mount, losetup, pgrep, ss
+)
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "setup: kumo needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+npm ci --no-audit --no-fund
+npm run build
+echo "setup: done"
