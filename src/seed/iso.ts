@@ -41,6 +41,8 @@ export interface IsoOptions {
   joliet?: boolean;
   /** Write Rock Ridge entries in the primary tree (default true). */
   rockRidge?: boolean;
+  /** writeIso only: permission bits of the output file (default 0o644; seeds use 0o600). */
+  outputMode?: number;
 }
 
 export class IsoNameError extends InvalidInputError {
@@ -281,7 +283,7 @@ function assignNames(dir: DirNode, joliet: boolean): void {
 // ---------------------------------------------------------------------------------------------
 // tree
 
-function buildTree(files: IsoFile[], opts: Required<Omit<IsoOptions, 'mtime'>>): { root: DirNode; fileList: FileNode[] } {
+function buildTree(files: IsoFile[], opts: { joliet: boolean; rockRidge: boolean }): { root: DirNode; fileList: FileNode[] } {
   const mkDir = (name: string, path: string, parent: DirNode | null): DirNode => ({
     kind: 'dir',
     name,
@@ -730,7 +732,7 @@ export async function writeIso(files: IsoFile[], outputPath: string, opts: IsoOp
   const tmp = tempPathFor(outputPath);
   let fh;
   try {
-    fh = await open(tmp, 'wx', 0o644);
+    fh = await open(tmp, 'wx', opts.outputMode ?? 0o644);
     await fh.write(l.meta, 0, l.meta.length, 0);
     for (const e of l.extents) await fh.write(e.data, 0, e.data.length, e.offset);
     await fh.truncate(l.size);
