@@ -33,8 +33,10 @@ export class HttpError extends KumoError {
 /** The host could not be reached at all, or the connection broke. */
 export class NetworkError extends KumoError {
   readonly transient: boolean;
-  constructor(url: string, cause: unknown, transient = true) {
+  constructor(url: string, cause: unknown, transient?: boolean) {
     const c = cause as NodeJS.ErrnoException;
+    // A name that does not resolve will not resolve in a second either.
+    transient ??= !(c?.code === 'ENOTFOUND');
     const what =
       c?.code === 'ENOTFOUND' || c?.code === 'EAI_AGAIN'
         ? 'host name not found'
@@ -151,6 +153,12 @@ export function isTransient(e: unknown): boolean {
   return false;
 }
 
+/** Base backoff: KUMO_RETRY_BACKOFF_MS (tests, CI) or 500 ms. */
+export function defaultBackoffMs(): number {
+  const v = Number(process.env.KUMO_RETRY_BACKOFF_MS);
+  return Number.isFinite(v) && v >= 0 && process.env.KUMO_RETRY_BACKOFF_MS !== '' ? v : 500;
+}
+
 export function backoffDelay(attempt: number, base: number): number {
   const d = Math.min(10_000, base * 2 ** (attempt - 1));
   return Math.round(d * (0.75 + Math.random() * 0.5));
@@ -165,7 +173,7 @@ export async function withRetries<T>(fn: (attempt: number) => Promise<T>, opts: 
     } catch (e) {
       if (opts.signal?.aborted) throw abortError(opts.signal);
       if (attempt > retries || !isTransient(e)) throw e;
-      const d = backoffDelay(attempt, opts.backoffMs ?? 500);
+      const d = backoffDelay(attempt, opts.backoffMs ?? defaultBackoffMs());
       opts.onRetry?.(attempt, e, d);
       await sleep(d, opts.signal);
     }

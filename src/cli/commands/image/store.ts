@@ -1,4 +1,235 @@
-import type { CommandDef } from '../../command.js';
+/**
+ * `kumo image pull|list|info|rm|prune|import|sync`: the image store. Parse, call src/image, render.
+ */
+import { argList, argString, optBool, optString, type CommandDef, type CommandContext } from '../../command.js';
 
-/** Filled in as the area lands. */
-export const storeCommands: CommandDef[] = [];
+async function lib() {
+  bytes = (await import('../../output.js')).formatBytes;
+  return import('../../../image/index.js');
+}
+
+function short(id: string): string {
+  return id.slice(0, 12);
+}
+
+let bytes: (n: number) => string = String;
+
+type Rec = Awaited<ReturnType<Awaited<ReturnType<typeof lib>>['listImages']>>[number];
+
+function label(r: Rec): string {
+  return r.name ?? r.aliases[0] ?? '<none>';
+}
+
+function printRecord(ctx: CommandContext, r: Rec, users?: string[]): void {
+  ctx.out.fields([
+    ['id', r.id],
+    ['name', r.name],
+    ['aliases', r.aliases.join(', ')],
+    ['path', r.path],
+    ['format', r.format],
+    ['virtual size', `${bytes(r.virtualSize)} (${r.virtualSize} bytes)`],
+    ['file size', `${bytes(r.size)} (${r.size} bytes)`],
+    ['digest', r.digest],
+    ['arch', r.arch],
+    ['version', r.version],
+    ['source', r.source.kind + (r.source.url ? ` ${String(r.source.url)}` : r.source.file ? ` ${String(r.source.file)}` : r.source.path ? ` ${String(r.source.path)}` : '')],
+    ['verified with', typeof r.source.checksum === 'string' ? `${r.source.checksum.slice(0, 24)}… (from ${String(r.source.checksumFrom ?? 'user')})` : undefined],
+    ['fetched', r.fetchedAt],
+    ['superseded by', r.supersededBy ? short(r.supersededBy) : undefined],
+    ['used by', users ? (users.length ? users.join(', ') : 'no instance') : undefined],
+  ]);
+}
+
+const pull: CommandDef = {
+  name: 'pull',
+  summary: 'download and verify an image (alias, URL or file) into the store',
+  usage: 'image pull REF [--checksum sha256:HEX] [--arch ARCH] [--refresh]',
+  description:
+    'REF is an alias (debian-12, ubuntu:24.04, fedora:41, ...), an http(s) URL or a local file. Every download is verified: against the vendor checksum for aliases, a checksum file beside a URL, or --checksum. A stored image is not downloaded again (use --refresh, or `kumo image sync`, for newer versions).',
+  args: [{ name: 'ref', required: true, description: 'alias, URL or file' }],
+  options: {
+    checksum: { type: 'string', description: 'expected checksum of the download', placeholder: 'sha256:HEX' },
+    arch: { type: 'string', description: 'architecture (default: the host\u2019s)', choices: ['x86_64', 'aarch64', 'amd64', 'arm64'] },
+    refresh: { type: 'boolean', description: 'ask the vendor for the newest version even if one is stored' },
+  },
+  examples: ['kumo image pull debian-12', 'kumo image pull ubuntu:24.04 --arch aarch64', 'kumo image pull https://example.org/disk.qcow2 --checksum sha256:0123...'],
+  async run(ctx, args) {
+    const { ensureImage } = await lib();
+    const paths = await ctx.paths();
+    const checksum = optString(args, 'checksum');
+    const arch = optString(args, 'arch');
+    const rec = await ensureImage(paths, argString(args, 'ref')!, {
+      ...(checksum ? { checksum } : {}),
+      ...(arch ? { arch } : {}),
+      refresh: optBool(args, 'refresh'),
+      onEvent: ctx.out.events(),
+      signal: ctx.signal,
+    });
+    ctx.out.finishProgress();
+    ctx.out.data(rec, () => {
+      ctx.out.note(`${label(rec)} ${short(rec.id)} ${rec.format} ${bytes(rec.virtualSize)} (${rec.arch})`);
+      ctx.out.line(rec.path);
+    });
+  },
+};
+
+const list: CommandDef = {
+  name: 'list',
+  summary: 'list stored images (or, with --catalog, the aliases kumo knows)',
+  usage: 'image list [--catalog] [--json]',
+  options: { catalog: { type: 'boolean', description: 'list the catalog aliases instead of the store' } },
+  async run(ctx, args) {
+    const l = await lib();
+    const paths = await ctx.paths();
+    if (optBool(args, 'catalog')) {
+      const cat = await l.loadCatalog(paths);
+      const rows = Object.values(cat.aliases).map((a) => ({ alias: a.name, names: a.names, os: a.os, version: a.version, arches: a.arches, source: a.source, kind: cat.sources[a.source]?.kind, base: cat.sources[a.source]?.base }));
+      ctx.out.data(rows, () =>
+        ctx.out.table(rows, [
+          { header: 'ALIAS', get: (r) => r.alias },
+          { header: 'ALSO', get: (r) => r.names.join(' ') },
+          { header: 'ARCH', get: (r) => r.arches.join(',') },
+          { header: 'SOURCE', get: (r) => `${r.kind} ${r.base}` },
+        ]),
+      );
+      return;
+    }
+    const recs = await l.listImages(paths);
+    const users = await l.imageUsers(paths);
+    const rows = recs.map((r) => ({ ...r, usedBy: users.get(r.id) ?? [] }));
+    ctx.out.data(rows, () =>
+      ctx.out.table(rows, [
+        { header: 'NAME', get: (r) => label(r) },
+        { header: 'ID', get: (r) => short(r.id) },
+        { header: 'ARCH', get: (r) => r.arch },
+        { header: 'FORMAT', get: (r) => r.format },
+        { header: 'VIRTUAL', get: (r) => bytes(r.virtualSize), align: 'right' },
+        { header: 'SIZE', get: (r) => bytes(r.size), align: 'right' },
+        { header: 'VERSION', get: (r) => r.version },
+        { header: 'SOURCE', get: (r) => r.source.kind },
+        { header: 'USED BY', get: (r) => (r.usedBy.length ? r.usedBy.join(',') : r.supersededBy ? '(superseded)' : '') },
+        { header: 'FETCHED', get: (r) => r.fetchedAt.slice(0, 19).replace('T', ' ') },
+      ]),
+    );
+  },
+};
+
+const info: CommandDef = {
+  name: 'info',
+  summary: 'show one stored image: metadata, digest, source and the instances using it',
+  usage: 'image info REF [--json]',
+  args: [{ name: 'ref', required: true, description: 'name, alias, id (or prefix), URL or file' }],
+  async run(ctx, args) {
+    const l = await lib();
+    const paths = await ctx.paths();
+    const rec = await l.getImage(paths, argString(args, 'ref')!);
+    const users = (await l.imageUsers(paths)).get(rec.id) ?? [];
+    ctx.out.data({ ...rec, usedBy: users }, () => printRecord(ctx, rec, users));
+  },
+};
+
+const rm: CommandDef = {
+  name: 'rm',
+  summary: 'remove stored images (refuses an image any instance still uses)',
+  usage: 'image rm REF...',
+  args: [{ name: 'refs', required: true, variadic: true, description: 'names, aliases or ids' }],
+  async run(ctx, args) {
+    const l = await lib();
+    const paths = await ctx.paths();
+    const removed: string[] = [];
+    for (const ref of argList(args, 'refs')) {
+      const rec = await l.getImage(paths, ref);
+      await l.removeImage(paths, rec.id);
+      removed.push(rec.id);
+      if (!ctx.out.json) ctx.out.note(`removed ${label(rec)} ${short(rec.id)}`);
+    }
+    if (ctx.out.json) ctx.out.jsonDoc({ removed });
+  },
+};
+
+const prune: CommandDef = {
+  name: 'prune',
+  summary: 'remove images no instance uses (superseded and downloaded ones) and repair the store',
+  usage: 'image prune [--dry-run] [--all]',
+  description:
+    'Removes every unused image that can be fetched again (pulled by alias or URL), superseded versions (left by `image sync` or a rebuild under the same name) and unnamed ones. Built, imported and captured images are kept unless --all. Also repairs the store: metadata without data, data without metadata (kept, with new metadata, when an instance uses it) and leftovers of interrupted downloads.',
+  options: {
+    'dry-run': { type: 'boolean', description: 'show what would be removed, remove nothing' },
+    all: { type: 'boolean', description: 'also remove unused built, imported and captured images' },
+  },
+  async run(ctx, args) {
+    const { pruneImages } = await lib();
+    const paths = await ctx.paths();
+    const dry = optBool(args, 'dry-run');
+    const r = await pruneImages(paths, { dryRun: dry, all: optBool(args, 'all') });
+    ctx.out.data(r, () => {
+      const verb = dry ? 'would remove' : 'removed';
+      for (const x of r.removed) ctx.out.line(`${verb} ${label(x)} ${short(x.id)} (${bytes(x.size)})`);
+      for (const x of r.repaired) ctx.out.line(`${dry ? 'would repair' : 'repaired'}: ${x}`);
+      for (const u of r.unreadable ?? []) ctx.out.warn(`cannot read the disk chain of ${u.disk} (${u.owner}): ${u.error}; no image was removed`);
+      const freed = r.removed.reduce((s, x) => s + x.size, 0);
+      ctx.out.note(`${r.removed.length} image(s) ${verb}, ${bytes(freed)}${r.kept?.length ? `; ${r.kept.length} unused named image(s) kept (--all removes them)` : ''}`);
+    });
+  },
+};
+
+const imp: CommandDef = {
+  name: 'import',
+  summary: 'add a local disk image to the store under a name (vmdk/vhd/vhdx are converted to qcow2)',
+  usage: 'image import FILE --name NAME [--move] [--checksum sha256:HEX]',
+  args: [{ name: 'file', required: true, description: 'a qcow2, raw, vmdk, vhd or vhdx image, optionally xz/gzip/zstd-compressed' }],
+  options: {
+    name: { type: 'string', short: 'n', description: 'the image name', placeholder: 'NAME' },
+    move: { type: 'boolean', description: 'move the file into the store instead of copying it' },
+    checksum: { type: 'string', description: 'verify the file first', placeholder: 'sha256:HEX' },
+    arch: { type: 'string', description: 'architecture of the image (default: the host\u2019s)', choices: ['x86_64', 'aarch64', 'amd64', 'arm64'] },
+  },
+  examples: ['kumo image import ./golden.qcow2 --name golden', 'kumo image import appliance.vmdk --name appliance'],
+  async run(ctx, args) {
+    const { importImage } = await lib();
+    const { UsageError } = await import('../../../core/errors.js');
+    const name = optString(args, 'name');
+    if (!name) throw new UsageError("'kumo image import' needs --name NAME", { hint: 'usage: kumo image import FILE --name NAME' });
+    const paths = await ctx.paths();
+    const checksum = optString(args, 'checksum');
+    const arch = optString(args, 'arch');
+    const rec = await importImage(paths, argString(args, 'file')!, {
+      name,
+      move: optBool(args, 'move'),
+      ...(checksum ? { checksum } : {}),
+      ...(arch ? { arch } : {}),
+      onEvent: ctx.out.events(),
+      signal: ctx.signal,
+    });
+    ctx.out.finishProgress();
+    ctx.out.data(rec, () => {
+      ctx.out.note(`imported ${label(rec)} ${short(rec.id)} ${rec.format} ${bytes(rec.virtualSize)}`);
+      ctx.out.line(rec.path);
+    });
+  },
+};
+
+const sync: CommandDef = {
+  name: 'sync',
+  summary: 'fetch newer versions of the stored aliases (old versions stay until unused and pruned)',
+  usage: 'image sync [ALIAS...] [--dry-run]',
+  args: [{ name: 'aliases', variadic: true, description: 'only these aliases (default: every stored alias)' }],
+  options: { 'dry-run': { type: 'boolean', description: 'only report which aliases have newer versions' } },
+  async run(ctx, args) {
+    const { syncImages } = await lib();
+    const paths = await ctx.paths();
+    const r = await syncImages(paths, { refs: argList(args, 'aliases'), dryRun: optBool(args, 'dry-run'), onEvent: ctx.out.events(), signal: ctx.signal });
+    ctx.out.finishProgress();
+    const doc = { ...r, failed: r.failed.map((f) => ({ alias: f.alias, arch: f.arch, error: f.error.toJSON() })) };
+    ctx.out.data(doc, () => {
+      for (const u of r.updated) ctx.out.line(`updated ${u.alias} (${u.arch}): ${u.from ? short(u.from) : '(none)'} -> ${short(u.to)}${u.version ? ` ${u.version}` : ''}`);
+      for (const a of r.available ?? []) ctx.out.line(`newer ${a.alias} (${a.arch}): ${a.url}${a.version ? ` ${a.version}` : ''}`);
+      for (const c of r.current) ctx.out.line(`current ${c.alias} (${c.arch}) ${short(c.id)}`);
+      for (const f of r.failed) ctx.out.line(`failed ${f.alias} (${f.arch}): ${f.error.message}`);
+      if (!r.updated.length && !r.current.length && !r.failed.length && !(r.available ?? []).length) ctx.out.note('no stored aliases to sync');
+    });
+    return r.failed.length ? 7 : 0;
+  },
+};
+
+export const storeCommands: CommandDef[] = [pull, list, info, rm, prune, imp, sync];
