@@ -1,2 +1,4 @@
-// The public API of src/guest; filled in as the area lands.
-export {};
+// The public API of src/guest: ssh keys, the ssh/scp client, readiness.
+export { ensureDefaultKey, userKey, generateHostKey, hostKeyAlias, writeKnownHosts, DEFAULT_KEY_NAME, type KeyPair } from './keys.js';
+export { sshArgv, scpArgv, sshOptions, remotePath, shellQuote, sshExec, spawnInherited, type SshTarget, type SshArgvOptions, type ExecResult } from './ssh.js';
+export { waitReady, sshBanner, tailFile, NotReadyError, CloudInitError, type WaitReadyOptions, type ReadyResult } from './ready.js';

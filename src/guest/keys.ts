@@ -13,6 +13,7 @@ import { run } from '../core/exec.js';
 import { ensurePrivateDir, writeFileAtomic } from '../core/fs.js';
 import { acquireLock } from '../core/lock.js';
 import { fsError, InvalidInputError, NotFoundError } from '../core/errors.js';
+import type { HostKey } from '../seed/index.js';
 
 export interface KeyPair {
   /** Absolute path of the private key (mode 0600). */
@@ -21,11 +22,6 @@ export interface KeyPair {
   publicKey: string;
 }
 
-export interface HostKey {
-  type: 'ed25519' | 'ecdsa' | 'rsa';
-  privateKey: string;
-  publicKey: string;
-}
 
 export const DEFAULT_KEY_NAME = 'id_ed25519';
 

@@ -1,2 +1,43 @@
-// The public API of src/instance; filled in as the area lands.
-export {};
+// The public API of src/instance: the instance store, lifecycle use cases and the library handle.
+export {
+  createInstance,
+  startInstance,
+  stopInstance,
+  restartInstance,
+  deleteInstance,
+  instanceStatus,
+  instanceInfo,
+  listInstances,
+  waitInstanceReady,
+  sshTargetFor,
+  addPort,
+  removePort,
+  listPorts,
+  homePaths,
+  type InstanceStatus,
+  type InstanceState,
+  type InstanceInfo,
+  type CreateOptions,
+  type StartInstanceOptions,
+  type StartInstanceResult,
+  type StopInstanceOptions,
+  type DeleteOptions,
+  type PortList,
+  type OpOptions,
+} from './lifecycle.js';
+export { Instance, launch, getInstance, ExecFailedError, type LaunchOptions, type ExecOptions } from './instance.js';
+export {
+  instanceDir,
+  instanceFiles,
+  listNames,
+  lockInstance,
+  readRecord,
+  writeRecord,
+  runtimeFor,
+  InstanceNotFoundError,
+  IncompleteInstanceError,
+  RECORD_VERSION,
+  type InstanceRecord,
+  type InstanceFiles,
+} from './store.js';
+export { consoleLogPath, streamConsoleLog } from './logs.js';

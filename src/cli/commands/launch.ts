@@ -1,0 +1,80 @@
+/**
+ * `kumo launch [IMAGE]`: create an instance and start it, then wait until it is ready.
+ */
+import { argString, optBool, optList, optString, type CommandDef } from '../command.js';
+
+const launch: CommandDef = {
+  name: 'launch',
+  summary: 'create a VM from an image, start it and wait until ssh and cloud-init are ready',
+  usage: 'launch [IMAGE] [--name N] [--cpus N] [--memory SIZE] [--disk SIZE] [--user-data FILE] [--ssh-key FILE] [--port HOST:GUEST]... [--accel auto|kvm|tcg] [--no-wait] [--timeout SEC]',
+  description:
+    'IMAGE is an alias (debian-12), an image id, a URL or a local file; it is fetched and verified into the image store if needed, and the VM runs on a copy-on-write overlay of it. kumo makes an ssh host key for the VM and passes it in the cloud-init seed, so `kumo ssh` is verified from the first connection. Readiness means ssh answers and cloud-init has finished for this instance.',
+  args: [{ name: 'image', description: 'image alias, id, URL or file (default: debian-12)' }],
+  options: {
+    name: { type: 'string', short: 'n', description: 'instance name (default: generated)', placeholder: 'NAME' },
+    spec: { type: 'string', description: 'read the instance spec from a YAML file (flags override it)', placeholder: 'FILE' },
+    cpus: { type: 'string', short: 'c', description: 'virtual CPUs (default 2)', placeholder: 'N' },
+    memory: { type: 'string', short: 'm', description: 'memory, e.g. 1G or 1024 (MiB; default 1G)', placeholder: 'SIZE' },
+    disk: { type: 'string', description: 'grow the disk to SIZE (e.g. 20G)', placeholder: 'SIZE' },
+    'user-data': { type: 'string', description: 'cloud-init user-data file (#cloud-config, script, ...)', placeholder: 'FILE' },
+    'ssh-key': { type: 'string', description: 'your private ssh key (FILE.pub beside it; default: kumo\u2019s own key)', placeholder: 'FILE' },
+    port: { type: 'string', short: 'p', multiple: true, description: 'forward a host port to the guest (127.0.0.1 unless ADDR is given)', placeholder: '[ADDR:]HOST:GUEST[/udp]' },
+    accel: { type: 'string', description: 'accelerator (default auto: KVM when a probe shows it works, else TCG)', choices: ['auto', 'kvm', 'tcg'] },
+    driver: { type: 'string', description: 'backend (default qemu)', placeholder: 'NAME' },
+    user: { type: 'string', description: 'login user made in the guest (default kumo)', placeholder: 'USER' },
+    wait: { type: 'boolean', description: 'wait until ready (default; --no-wait returns once the VM is started)' },
+    timeout: { type: 'string', description: 'seconds to wait for readiness (default 600)', placeholder: 'SEC' },
+  },
+  examples: ['kumo launch debian-12 --name web --port 8080:80 --user-data init.yaml', 'kumo launch ./my.qcow2 --cpus 4 --memory 4G --no-wait', 'kumo launch --spec web.yaml'],
+  async run(ctx, args) {
+    const lib = await import('../../instance/index.js');
+    const spec = await import('../../config/spec.js');
+    const paths = await ctx.paths();
+    const base = optString(args, 'spec') ? await spec.loadSpecFile(optString(args, 'spec')!) : {};
+    const input = specInput(args, base);
+    if (input.name === undefined) input.name = `vm-${Math.random().toString(16).slice(2, 8)}`;
+    const onEvent = ctx.out.events();
+    const rec = await lib.createInstance(paths, input, { onEvent, signal: ctx.signal });
+    const wait = args.options.wait !== false;
+    try {
+      const r = await lib.startInstance(paths, rec.name, { onEvent, signal: ctx.signal, wait });
+      ctx.out.finishProgress();
+      ctx.out.data({ ...r.record, accel: r.accel, ready: r.ready ?? null }, () => {
+        ctx.out.note(`${rec.name} is ${wait ? 'ready' : 'starting'} (${r.accel}); ssh on 127.0.0.1:${r.record.ssh.port}`);
+        ctx.out.line(rec.name);
+        ctx.out.note(`  kumo ssh ${rec.name}    kumo exec ${rec.name} -- CMD    kumo delete --force ${rec.name}`);
+      });
+    } catch (e) {
+      ctx.out.finishProgress();
+      if (!optBool(args, 'json')) ctx.out.note(`instance '${rec.name}' was created and is kept for inspection (kumo logs ${rec.name}; kumo delete --force ${rec.name})`);
+      throw e;
+    }
+  },
+};
+
+export function specInput(args: Parameters<NonNullable<CommandDef['run']>>[1], base: Record<string, unknown>): Record<string, unknown> {
+  const o: Record<string, unknown> = { ...base };
+  const image = argString(args, 'image');
+  if (image !== undefined) o.image = image;
+  const map: [string, string][] = [
+    ['name', 'name'],
+    ['cpus', 'cpus'],
+    ['memory', 'memory'],
+    ['disk', 'disk'],
+    ['user-data', 'userData'],
+    ['ssh-key', 'sshKey'],
+    ['accel', 'accel'],
+    ['driver', 'driver'],
+    ['user', 'user'],
+    ['timeout', 'timeout'],
+  ];
+  for (const [flag, field] of map) {
+    const v = optString(args, flag);
+    if (v !== undefined) o[field] = v;
+  }
+  const ports = optList(args, 'port');
+  if (ports.length) o.ports = [...((base.ports as unknown[]) ?? []), ...ports];
+  return o;
+}
+
+export default launch;

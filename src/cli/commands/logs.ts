@@ -1,0 +1,25 @@
+/** `kumo logs NAME [--follow]`: the VM's serial console. */
+import { argString, optBool, optInt, type CommandDef } from '../command.js';
+
+const logs: CommandDef = {
+  name: 'logs',
+  summary: "show a VM's serial console output (kernel, systemd, cloud-init)",
+  usage: 'logs NAME [--follow] [--tail BYTES]',
+  args: [{ name: 'name', required: true, description: 'instance name' }],
+  options: {
+    follow: { type: 'boolean', short: 'f', description: 'keep printing what the console writes (Ctrl-C to stop)' },
+    tail: { type: 'string', description: 'start with only the last BYTES of the log', placeholder: 'BYTES' },
+  },
+  examples: ['kumo logs web', 'kumo logs -f web'],
+  async run(ctx, args) {
+    const lib = await import('../../instance/index.js');
+    const paths = await ctx.paths();
+    const tail = optInt(args, 'tail', 0, 2 ** 40);
+    await lib.streamConsoleLog(paths, argString(args, 'name')!, (c) => ctx.out.stdout.write(c), {
+      follow: optBool(args, 'follow'),
+      signal: ctx.signal,
+      ...(tail !== undefined ? { tailBytes: tail } : {}),
+    });
+  },
+};
+export default logs;

@@ -1,0 +1,68 @@
+/** `kumo port add|rm|list NAME ...`: port forwards, changed live on a running VM and kept in instance.json. */
+import { argString, type CommandDef } from '../command.js';
+
+const add: CommandDef = {
+  name: 'add',
+  summary: 'forward a host port to the VM (at once if it runs; kept for later starts)',
+  usage: 'port add NAME [ADDR:]HOST:GUEST[/udp]',
+  args: [
+    { name: 'name', required: true, description: 'instance name' },
+    { name: 'forward', required: true, description: 'HOST:GUEST, e.g. 8080:80' },
+  ],
+  examples: ['kumo port add web 8080:80', 'kumo port add web 0.0.0.0:8443:443'],
+  async run(ctx, args) {
+    const lib = await import('../../instance/index.js');
+    const paths = await ctx.paths();
+    const name = argString(args, 'name')!;
+    const f = await lib.addPort(paths, name, argString(args, 'forward')!, { signal: ctx.signal });
+    ctx.out.data(f, () => ctx.out.note(`${name}: ${f.hostAddr}:${f.hostPort} -> guest ${f.guestPort}/${f.proto}`));
+  },
+};
+
+const rm: CommandDef = {
+  name: 'rm',
+  summary: 'remove a port forward',
+  usage: 'port rm NAME HOST[/udp]',
+  args: [
+    { name: 'name', required: true, description: 'instance name' },
+    { name: 'forward', required: true, description: 'the host port (or HOST:GUEST)' },
+  ],
+  examples: ['kumo port rm web 8080'],
+  async run(ctx, args) {
+    const lib = await import('../../instance/index.js');
+    const paths = await ctx.paths();
+    const name = argString(args, 'name')!;
+    const f = await lib.removePort(paths, name, argString(args, 'forward')!, { signal: ctx.signal });
+    ctx.out.data({ removed: f }, () => ctx.out.note(`${name}: removed ${f.hostAddr}:${f.hostPort} -> ${f.guestPort}/${f.proto}`));
+  },
+};
+
+const list: CommandDef = {
+  name: 'list',
+  summary: "list a VM's port forwards (ssh included)",
+  usage: 'port list NAME',
+  args: [{ name: 'name', required: true, description: 'instance name' }],
+  async run(ctx, args) {
+    const lib = await import('../../instance/index.js');
+    const paths = await ctx.paths();
+    const l = await lib.listPorts(paths, argString(args, 'name')!);
+    const rows = [{ ...l.ssh, what: 'ssh' }, ...l.ports.map((p) => ({ ...p, what: '' }))];
+    ctx.out.data(l, () =>
+      ctx.out.table(rows, [
+        { header: 'HOST', get: (r) => `${r.hostAddr}:${r.hostPort || '(at start)'}` },
+        { header: 'GUEST', get: (r) => r.guestPort },
+        { header: 'PROTO', get: (r) => r.proto },
+        { header: 'NOTE', get: (r) => r.what || undefined },
+      ]),
+    );
+  },
+};
+
+const port: CommandDef = {
+  name: 'port',
+  summary: 'add, remove and list port forwards of a VM',
+  usage: 'port add|rm|list NAME ...',
+  subcommands: [add, rm, list],
+  examples: ['kumo port add web 8080:80', 'kumo port list web', 'kumo port rm web 8080'],
+};
+export default port;

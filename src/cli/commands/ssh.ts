@@ -1,0 +1,27 @@
+/** `kumo ssh NAME [-- CMD]`: an ssh session (the terminal is passed through), host key already verified. */
+import { argString, type CommandDef } from '../command.js';
+
+const ssh: CommandDef = {
+  name: 'ssh',
+  summary: 'open a shell in a VM, or run a command there with the terminal attached',
+  usage: 'ssh NAME [-- CMD...]',
+  args: [{ name: 'name', required: true, description: 'instance name' }],
+  acceptsRest: true,
+  options: { 'print-command': { type: 'boolean', description: 'print the ssh command line instead of running it' } },
+  examples: ['kumo ssh web', 'kumo ssh web -- sudo journalctl -f'],
+  async run(ctx, args) {
+    const { requireRunning } = await import('../../instance/cli-helpers.js');
+    const guest = await import('../../guest/index.js');
+    const paths = await ctx.paths();
+    const t = await requireRunning(paths, argString(args, 'name')!);
+    const cmd = args.rest.length ? guest.shellQuote(args.rest) : undefined;
+    const argv = guest.sshArgv(t, cmd, { tty: !!process.stdin.isTTY });
+    if (args.options['print-command']) {
+      const { formatArgv } = await import('../../core/log.js');
+      ctx.out.line(formatArgv(['ssh', ...argv]));
+      return 0;
+    }
+    return guest.spawnInherited('ssh', argv, ctx.signal);
+  },
+};
+export default ssh;

@@ -1,0 +1,57 @@
+/**
+ * The serial console of an instance (`kumo logs`): the whole file, or followed as it grows.
+ */
+import { open, stat } from 'node:fs/promises';
+import type { KumoPaths } from '../config/paths.js';
+import { UnsupportedError } from '../core/errors.js';
+import { getDriver } from '../driver/index.js';
+import { readRecord, runtimeFor } from './store.js';
+
+export async function consoleLogPath(paths: KumoPaths, name: string): Promise<string> {
+  const rec = await readRecord(paths, name);
+  const driver = await getDriver(rec.driver);
+  if (!driver.consoleLogPath) throw new UnsupportedError('DRIVER_UNSUPPORTED', `the ${driver.name} driver does not capture the serial console`, { hint: 'connect to the console with the hypervisor\'s own tools' });
+  return driver.consoleLogPath(runtimeFor(paths, rec));
+}
+
+/**
+ * Write the console to `write`, then (with follow) keep writing what is appended until the signal
+ * aborts. Resolves when done.
+ */
+export async function streamConsoleLog(paths: KumoPaths, name: string, write: (chunk: Buffer) => void, o: { follow?: boolean; signal?: AbortSignal; tailBytes?: number } = {}): Promise<void> {
+  const file = await consoleLogPath(paths, name);
+  let pos = 0;
+  const pump = async () => {
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch {
+      return;
+    }
+    if (size < pos) pos = 0; // truncated: the instance was started again
+    if (o.tailBytes !== undefined && pos === 0 && size > o.tailBytes) pos = size - o.tailBytes;
+    if (size === pos) return;
+    const fh = await open(file, 'r');
+    try {
+      while (pos < size) {
+        const len = Math.min(size - pos, 1 << 20);
+        const buf = Buffer.alloc(len);
+        const { bytesRead } = await fh.read(buf, 0, len, pos);
+        if (!bytesRead) break;
+        pos += bytesRead;
+        write(buf.subarray(0, bytesRead));
+      }
+    } finally {
+      await fh.close();
+    }
+  };
+  await pump();
+  if (!o.follow) return;
+  while (!o.signal?.aborted) {
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, 200);
+      o.signal?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+    });
+    await pump();
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The instance directory is the source of truth:
+ *
+ *   KUMO_HOME/instances/NAME/
+ *     instance.json        the record (spec, driver, image, ports, ssh); written LAST by create,
+ *                          so a folder without it is a create that did not finish
+ *     disk.qcow2           overlay on the read-only base (backing format recorded)
+ *     seed.iso             cloud-init seed with this instance's own instance-id
+ *     ssh_host_ed25519_key(.pub)  the guest's host key, made by kumo
+ *     known_hosts          that key under the alias kumo-NAME, so the first ssh is verified
+ *     qemu.pid qmp.sock serial.log   while/after running (driver files)
+ *     lock                 held by the command working on the instance
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { KumoPaths } from '../config/paths.js';
+import { assertValidName } from '../config/spec.js';
+import { ConflictError, NotFoundError, type KumoError } from '../core/errors.js';
+import { exists, readJson, writeJsonAtomic } from '../core/fs.js';
+import { acquireLock, lockHolder, type Lock } from '../core/lock.js';
+import type { PortForward, InstanceRuntime } from '../driver/driver.js';
+
+export const RECORD_VERSION = 1;
+
+export interface InstanceRecord {
+  version: number;
+  name: string;
+  driver: string;
+  created: string;
+  /** cloud-init instance-id in the seed (unique per instance). */
+  instanceId: string;
+  image: { ref: string; id?: string; path: string; format: string; virtualSize?: number };
+  cpus: number;
+  memoryMiB: number;
+  /** Overlay size in bytes (the base's when not grown). */
+  diskBytes?: number;
+  accel: 'auto' | 'kvm' | 'tcg';
+  firmware: 'bios' | 'uefi';
+  seedFormat: 'nocloud' | 'configdrive';
+  mac: string;
+  ssh: {
+    user: string;
+    /** Host port forwarded to the guest's 22; 0 until first started. */
+    port: number;
+    /** Private key used to log in. */
+    key: string;
+  };
+  ports: PortForward[];
+  /** Seconds to wait for readiness (from the spec). */
+  timeoutSec: number;
+  /** Where the user-data came from, for `info`. */
+  userDataSource?: string;
+  driverOptions?: Record<string, unknown>;
+  lastStart?: { at: string; accel: string; pid?: number };
+}
+
+export interface InstanceFiles {
+  dir: string;
+  record: string;
+  disk: string;
+  seed: string;
+  knownHosts: string;
+  hostKey: string;
+  lock: string;
+}
+
+export function instanceDir(paths: KumoPaths, name: string): string {
+  assertValidName(name);
+  return join(paths.instances, name);
+}
+
+export function instanceFiles(paths: KumoPaths, name: string): InstanceFiles {
+  const dir = instanceDir(paths, name);
+  return {
+    dir,
+    record: join(dir, 'instance.json'),
+    disk: join(dir, 'disk.qcow2'),
+    seed: join(dir, 'seed.iso'),
+    knownHosts: join(dir, 'known_hosts'),
+    hostKey: join(dir, 'ssh_host_ed25519_key'),
+    lock: join(dir, 'lock'),
+  };
+}
+
+export class InstanceNotFoundError extends NotFoundError {
+  constructor(name: string) {
+    super('INSTANCE_NOT_FOUND', `no instance named '${name}'`, { hint: "see 'kumo list' for the instances there are" });
+  }
+}
+
+export class IncompleteInstanceError extends ConflictError {
+  constructor(name: string, busy: boolean) {
+    super(
+      'INSTANCE_INCOMPLETE',
+      busy ? `instance '${name}' is being created right now` : `instance '${name}' was never fully created (kumo stopped in the middle)`,
+      { hint: busy ? 'wait for the other kumo command to finish' : `remove what is left with: kumo delete ${name}` },
+    );
+  }
+}
+
+export async function readRecord(paths: KumoPaths, name: string): Promise<InstanceRecord> {
+  const f = instanceFiles(paths, name);
+  if (!(await exists(f.dir))) throw new InstanceNotFoundError(name);
+  if (!(await exists(f.record))) throw new IncompleteInstanceError(name, !!(await lockHolder(f.lock)));
+  return readJson<InstanceRecord>(f.record);
+}
+
+export async function writeRecord(paths: KumoPaths, rec: InstanceRecord): Promise<void> {
+  await writeJsonAtomic(instanceFiles(paths, rec.name).record, rec, 0o600);
+}
+
+/** Names of every folder in instances/ (valid names only; hidden files are skipped). */
+export async function listNames(paths: KumoPaths): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(paths.instances, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => e.isDirectory() && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(e.name))
+    .map((e) => e.name)
+    .sort();
+}
+
+/** Take the instance's lock; a missing instance is an InstanceNotFoundError. */
+export async function lockInstance(paths: KumoPaths, name: string, op: string, waitMs = 0, signal?: AbortSignal): Promise<Lock> {
+  const f = instanceFiles(paths, name);
+  if (!(await exists(f.dir))) throw new InstanceNotFoundError(name);
+  try {
+    return await acquireLock(f.lock, { op, what: `instance '${name}'`, waitMs, ...(signal ? { signal } : {}) });
+  } catch (e) {
+    if ((e as KumoError).code === 'FILE_NOT_FOUND') throw new InstanceNotFoundError(name);
+    throw e;
+  }
+}
+
+/** The driver's view of an instance, from its record. */
+export function runtimeFor(paths: KumoPaths, rec: InstanceRecord): InstanceRuntime {
+  const f = instanceFiles(paths, rec.name);
+  return {
+    name: rec.name,
+    dir: f.dir,
+    paths,
+    cpus: rec.cpus,
+    memoryMiB: rec.memoryMiB,
+    disk: { path: f.disk, format: 'qcow2' },
+    seed: { path: f.seed, format: rec.seedFormat },
+    mac: rec.mac,
+    sshPort: rec.ssh.port,
+    ports: rec.ports,
+    accel: rec.accel,
+    firmware: rec.firmware,
+    ...(rec.driverOptions ? { driverOptions: rec.driverOptions } : {}),
+  };
+}
