@@ -5,16 +5,18 @@
  * QMP must answer.
  */
 import { lstat, readFile, unlink } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { CommandFailedError, ConflictError, KumoError, ToolMissingError } from '../../core/errors.js';
 import { pidAlive, run, which } from '../../core/exec.js';
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
-import type { Driver, DriverCapabilities, InstanceRuntime, PortForward, RuntimeStatus, StartOptions, StartResult, StopOptions } from '../driver.js';
+import type { Driver, DriverCapabilities, InstanceRuntime, PortForward, RuntimeStatus, SnapshotInfo, StartOptions, StartResult, StopOptions } from '../driver.js';
 import { freePort, portFree, PortInUseError } from '../net.js';
 import { detectAccel } from './accel.js';
 import { buildQemuArgv, hostfwdRule, qemuFiles } from './argv.js';
 import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
+import * as snapshots from './snapshots.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
@@ -30,9 +32,21 @@ export async function readPidFile(dir: string): Promise<number | undefined> {
   }
 }
 
+/** Alive and not a zombie (a killed QEMU whose parent has not reaped it yet is dead for us). */
+export function processLive(pid: number): boolean {
+  if (!pidAlive(pid)) return false;
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `pid` is a live QEMU started for the instance in `dir` (its argv names our pid file). */
 export async function isOurQemu(pid: number, dir: string): Promise<boolean> {
-  if (!pidAlive(pid)) return false;
+  if (!processLive(pid)) return false;
   let argv: string[];
   try {
     argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
@@ -69,8 +83,8 @@ export class QemuDriver implements Driver {
   readonly name = 'qemu';
   readonly capabilities: DriverCapabilities = {
     livePorts: true,
-    offlineSnapshots: false,
-    liveSnapshots: false,
+    offlineSnapshots: true,
+    liveSnapshots: true,
     consoleLog: true,
     acpiShutdown: true,
     remote: false,
@@ -96,7 +110,7 @@ export class QemuDriver implements Driver {
     if (!(await isOurQemu(pid, rt.dir))) {
       return {
         state: 'crashed',
-        detail: pidAlive(pid) ? `qemu.pid names pid ${pid}, which is another program now` : `qemu.pid names pid ${pid}, which is not running: QEMU died`,
+        detail: processLive(pid) ? `qemu.pid names pid ${pid}, which is another program now` : `qemu.pid names pid ${pid}, which is not running: QEMU died`,
       };
     }
     try {
@@ -222,5 +236,22 @@ export class QemuDriver implements Driver {
     if (out.trim() && !/removed/i.test(out)) {
       throw new KumoError('PORT_REMOVE_FAILED', 'external', `QEMU could not remove the forward ${hostfwdRule(fwd)}: ${out.trim()}`);
     }
+  }
+
+  // Snapshots (src/driver/qemu/snapshots.ts): qemu-img when stopped, savevm/loadvm/delvm when running.
+  createSnapshot(rt: InstanceRuntime, name: string): Promise<void> {
+    return snapshots.createSnapshot(rt, name);
+  }
+
+  listSnapshots(rt: InstanceRuntime): Promise<SnapshotInfo[]> {
+    return snapshots.listSnapshots(rt);
+  }
+
+  restoreSnapshot(rt: InstanceRuntime, name: string): Promise<void> {
+    return snapshots.restoreSnapshot(rt, name);
+  }
+
+  deleteSnapshot(rt: InstanceRuntime, name: string): Promise<void> {
+    return snapshots.deleteSnapshot(rt, name);
   }
 }
