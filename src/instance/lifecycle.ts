@@ -18,7 +18,7 @@ import { ensureDefaultKey, generateHostKey, hostKeyAlias, userKey, writeKnownHos
 import { waitReady, type ReadyResult } from '../guest/ready.js';
 import type { SshTarget } from '../guest/ssh.js';
 import { writeSeed } from '../seed/index.js';
-import { createOverlay, resolveImage } from './deps.js';
+import { createOverlay, resolveImage, type BaseImage } from './deps.js';
 import {
   IncompleteInstanceError,
   InstanceNotFoundError,
@@ -54,6 +54,10 @@ export interface InstanceStatus {
 export interface CreateOptions extends OpOptions {
   /** Where user-data and key paths are relative to. */
   cwd?: string;
+  /** Use this base instead of resolving spec.image (kumo clone: the source's base, recorded as is). */
+  image?: BaseImage;
+  /** Make the instance's disk at `path` instead of a fresh overlay on the base (kumo clone: a copy of another instance's disk). */
+  makeDisk?: (path: string) => Promise<void>;
 }
 
 /** Create an instance (disk overlay, seed, keys, record) without starting it. Rolls back on failure. */
@@ -71,7 +75,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
   for (const p of spec.ports) if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
   const driver = await getDriver(spec.driver);
   await driver.check(paths);
-  const image = await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, opts));
+  const image = opts.image ?? (await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, opts)));
   if (spec.diskBytes !== undefined && image.virtualSize !== undefined && spec.diskBytes < image.virtualSize) {
     throw new ValidationError('invalid instance spec', [
       { path: 'disk', message: `${spec.diskBytes} bytes is smaller than the image (${image.virtualSize} bytes)`, hint: 'give at least the image size, or leave --disk out' },
@@ -94,7 +98,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
     await writeFileAtomic(files.hostKey, hostKey.privateKey, 0o600);
     await writeFileAtomic(`${files.hostKey}.pub`, hostKey.publicKey + '\n', 0o644);
     await writeKnownHosts(files.knownHosts, spec.name, [hostKey]);
-    await em.step('disk', 'disk overlay', () => createOverlay(files.disk, image, spec.diskBytes));
+    await em.step('disk', opts.makeDisk ? 'disk' : 'disk overlay', () => (opts.makeDisk ? opts.makeDisk(files.disk) : createOverlay(files.disk, image, spec.diskBytes)));
     const instanceId = `i-${spec.name}-${randomBytes(6).toString('hex')}`;
     await em.step('seed', 'cloud-init seed', () =>
       writeSeed(
