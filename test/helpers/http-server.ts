@@ -154,7 +154,14 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     const cut = fault?.cutAfter;
     const rate = fault?.rateBytesPerSec;
     const t0 = Date.now();
-    for await (const chunk0 of src as AsyncIterable<Buffer>) {
+    const pieces = async function* (): AsyncGenerator<Buffer> {
+      // When slow, send small pieces so that the rate is smooth.
+      for await (const c of src as AsyncIterable<Buffer>) {
+        if (!rate) yield c;
+        else for (let i = 0; i < c.length; i += 16384) yield c.subarray(i, i + 16384);
+      }
+    };
+    for await (const chunk0 of pieces()) {
       let chunk = chunk0;
       if (fault?.corruptAt !== undefined && fault.corruptAt >= start + sent && fault.corruptAt < start + sent + chunk.length) {
         chunk = Buffer.from(chunk);
