@@ -51,6 +51,12 @@ export function processStartTime(pid: number): number | undefined {
 /** Whether the owner recorded in a lock file is still the live process that took it. */
 export function ownerAlive(o: LockOwner): boolean {
   if (!pidAlive(o.pid)) return false;
+  try {
+    const st = readFileSync(`/proc/${o.pid}/stat`, 'utf8');
+    if (st[st.lastIndexOf(')') + 2] === 'Z') return false;
+  } catch {
+    /* no /proc: trust the signal probe */
+  }
   if (o.start === undefined) return true;
   const now = processStartTime(o.pid);
   return now === undefined || now === o.start;
