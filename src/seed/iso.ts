@@ -8,8 +8,8 @@
  *   17     Joliet supplementary volume descriptor (when joliet)
  *   next   volume descriptor set terminator
  *   then   path tables (L and M) of the primary tree, then of the Joliet tree
- *   then   directory extents of the primary tree (breadth first), then of the Joliet tree
- *   then   Rock Ridge continuation areas (ER of the root, long names)
+ *   then   directory extents of the primary tree (breadth first), each followed by its Rock Ridge
+ *          continuation areas (ER of the root, long names), then the Joliet directories
  *   then   file data, one extent per file (files share their extent between both trees)
  *
  * Output is a pure function of (files, options): same input and mtime, same bytes.
@@ -387,16 +387,23 @@ function spEntry(): Buffer {
 function pxEntry(mode: number, nlink: number): Buffer {
   return suspEntry('PX', 1, Buffer.concat([both32Buf(mode), both32Buf(nlink), both32Buf(0), both32Buf(0)]));
 }
-function nmEntries(name: string): Buffer[] {
-  const bytes = Buffer.from(name, 'utf8');
+/** NM entries for name bytes, each at most `first` bytes for the first entry and 250 after; CONTINUE set on all but the last. */
+function nmChunks(bytes: Buffer, first = 250): Buffer[] {
   const out: Buffer[] = [];
-  for (let off = 0; off < bytes.length; off += 250) {
-    const chunk = bytes.subarray(off, off + 250);
-    const more = off + 250 < bytes.length;
-    out.push(suspEntry('NM', 1, Buffer.concat([Buffer.from([more ? 1 : 0]), chunk])));
+  let off = 0;
+  let max = first;
+  while (off < bytes.length || out.length === 0) {
+    let end = Math.min(bytes.length, off + max);
+    // never split a UTF-8 sequence between two entries
+    while (end < bytes.length && end > off + 1 && (bytes[end]! & 0xc0) === 0x80) end--;
+    const more = end < bytes.length;
+    out.push(suspEntry('NM', 1, Buffer.concat([Buffer.from([more ? 1 : 0]), bytes.subarray(off, end)])));
+    off = end;
+    max = 250;
   }
   return out;
 }
+
 const ER_ID = 'RRIP_1991A';
 const ER_DES = 'THE ROCK RIDGE INTERCHANGE PROTOCOL PROVIDES SUPPORT FOR POSIX FILE SYSTEM SEMANTICS';
 const ER_SRC = 'PLEASE CONTACT DISC PUBLISHER FOR SPECIFICATION SOURCE.  SEE PUBLISHER IDENTIFIER IN PRIMARY VOLUME DESCRIPTOR FOR CONTACT INFORMATION.';
@@ -415,13 +422,17 @@ function dirNlink(d: DirNode): number {
   return n;
 }
 
-function planRecord(target: Node, id: Buffer, entries: Buffer[], forcedCont: Buffer[]): RecordPlan {
+function planRecord(target: Node, id: Buffer, entries: Buffer[], forcedCont: Buffer[], name?: string): RecordPlan {
   const base = 33 + id.length + (id.length % 2 === 0 ? 1 : 0);
   const budget = 254 - base;
-  const total = entries.reduce((s, e) => s + e.length, 0);
-  let su: Buffer[] = entries;
+  const nameBytes = name !== undefined ? Buffer.from(name, 'utf8') : undefined;
+  const all = nameBytes ? [...entries, ...nmChunks(nameBytes)] : entries;
+  const total = all.reduce((s, e) => s + e.length, 0);
+  let su: Buffer[] = all;
   let cont: Buffer[] = [];
   if (forcedCont.length || total > budget) {
+    // Fixed entries first, then as much of the name as fits (NM with CONTINUE), the rest in a
+    // continuation area, as xorriso does: readers that look for NM in the record itself see it.
     su = [];
     let used = 0;
     let i = 0;
@@ -430,7 +441,17 @@ function planRecord(target: Node, id: Buffer, entries: Buffer[], forcedCont: Buf
       su.push(entries[i]!);
       used += entries[i]!.length;
     }
-    cont = [...entries.slice(i), ...forcedCont];
+    cont = entries.slice(i);
+    if (nameBytes) {
+      const room = budget - used - CE_LEN - 5;
+      if (i === entries.length && room >= 8) {
+        const chunks = nmChunks(nameBytes, room);
+        su.push(chunks[0]!);
+        const rest = chunks.length > 1 ? nameBytes.subarray(chunks[0]!.length - 5) : Buffer.alloc(0);
+        if (rest.length) cont.push(...nmChunks(rest));
+      } else cont.push(...nmChunks(nameBytes));
+    }
+    cont.push(...forcedCont);
   }
   let length = base + su.reduce((s, e) => s + e.length, 0) + (cont.length ? CE_LEN : 0);
   if (length % 2) length++;
@@ -452,9 +473,9 @@ function planDirectory(d: DirNode, tree: 'p' | 'j', rr: boolean): RecordPlan[] {
     const id = tree === 'p' ? c.isoId : c.jolietId;
     const entries =
       tree === 'p' && rr
-        ? [c.kind === 'dir' ? pxEntry(S_IFDIR | c.mode, dirNlink(c)) : pxEntry(S_IFREG | c.mode, 1), ...nmEntries(c.name)]
+        ? [c.kind === 'dir' ? pxEntry(S_IFDIR | c.mode, dirNlink(c)) : pxEntry(S_IFREG | c.mode, 1)]
         : [];
-    plans.push(planRecord(c, id, entries, []));
+    plans.push(planRecord(c, id, entries, [], tree === 'p' && rr ? c.name : undefined));
   }
   return plans;
 }
@@ -649,18 +670,13 @@ export function layoutIso(files: IsoFile[], options: IsoOptions): IsoLayout {
   next += ptBlocks(jPtSize);
   const jPtM = opts.joliet ? next : 0;
   next += ptBlocks(jPtSize);
+  // Each primary directory is followed by its own continuation areas (as xorriso lays them out):
+  // sequential readers such as libarchive read a CE area only right after its directory.
   for (const d of pDirs) {
     d.pExtent = next;
     next += d.pSize / BLOCK;
-  }
-  for (const d of jDirs) {
-    d.jExtent = next;
-    next += d.jSize / BLOCK;
-  }
-  // continuation areas, packed, never crossing a block
-  const contStart = next;
-  let contOff = 0;
-  for (const d of pDirs)
+    let contOff = 0;
+    const contStart = next;
     for (const p of d.pRecords) {
       if (!p.cont.length) continue;
       const len = p.cont.reduce((s, e) => s + e.length, 0);
@@ -669,7 +685,12 @@ export function layoutIso(files: IsoFile[], options: IsoOptions): IsoLayout {
       p.contOffset = contOff % BLOCK;
       contOff += len;
     }
-  next += Math.ceil(contOff / BLOCK);
+    next += Math.ceil(contOff / BLOCK);
+  }
+  for (const d of jDirs) {
+    d.jExtent = next;
+    next += d.jSize / BLOCK;
+  }
   const metaBlocks = next;
   // files in path order, so the layout does not depend on argument order
   const ordered = [...fileList].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -39,6 +39,9 @@ export interface SeedSpec {
   networkConfig?: string;
   vendorData?: string;
   mtime?: Date;
+  /** Names used in error messages for userData / networkConfig (e.g. the file they came from). */
+  userDataSource?: string;
+  networkConfigSource?: string;
 }
 
 export const DEFAULT_SEED_USER = 'kumo';
@@ -126,7 +129,7 @@ function networkJson(text: string): string {
 /** The files of a seed (pure; validated). */
 export function seedFiles(spec: SeedSpec): { files: IsoFile[]; volumeId: string } {
   validateSeedSpec(spec);
-  const userData = composeUserData(kumoCloudConfig(spec), spec.userData);
+  const userData = composeUserData(kumoCloudConfig(spec), spec.userData, spec.userDataSource ?? 'user-data');
   const format = spec.format ?? 'nocloud';
   const extra = spec.metaData ?? {};
   if (format === 'nocloud') {
@@ -138,7 +141,7 @@ export function seedFiles(spec: SeedSpec): { files: IsoFile[]; volumeId: string 
     ];
     if (spec.networkConfig !== undefined) {
       // refuse invalid YAML here too, with its position
-      parseCloudConfig(spec.networkConfig, 'network-config');
+      parseCloudConfig(spec.networkConfig, spec.networkConfigSource ?? 'network-config');
       files.push({ path: 'network-config', data: spec.networkConfig });
     }
     if (spec.vendorData !== undefined) files.push({ path: 'vendor-data', data: spec.vendorData });

@@ -86,8 +86,8 @@ const create: CommandDef = {
     if (hostname) spec.hostname = hostname;
     const user = optString(args, 'user');
     if (user) spec.user = user;
-    if (userData !== undefined) spec.userData = userData;
-    if (networkConfig !== undefined) spec.networkConfig = networkConfig;
+    if (userData !== undefined) (spec.userData = userData), (spec.userDataSource = optString(args, 'user-data')!);
+    if (networkConfig !== undefined) (spec.networkConfig = networkConfig), (spec.networkConfigSource = optString(args, 'network-config')!);
     if (vendorData !== undefined) spec.vendorData = vendorData;
     const { files, volumeId } = seed.seedFiles(spec);
     const out = resolve(output);
