@@ -18,3 +18,4 @@ export * from './build/index.js';
 export * from './driver/index.js';
 export * from './instance/index.js';
 export * from './guest/index.js';
+export * from './golden/index.js';

@@ -1,0 +1,85 @@
+/**
+ * `kumo clone SRC NEW`: a new instance whose disk is SRC's current disk, with its own identity.
+ *
+ * The disk: a copy of SRC's qcow2 overlay (only SRC's changes; it keeps pointing at the same
+ * read-only base, so a clone costs what SRC changed, not a whole disk), written to a temp file
+ * and renamed, with SRC's internal snapshots removed from the copy (a clone starts its own
+ * history). A consolidated SRC (no backing file) gives a standalone copy.
+ *
+ * The identity, made by the instance layer's createInstance exactly as for a new instance: a new
+ * cloud-init instance-id (so cloud-init treats the clone as a new machine: host keys, hostname
+ * NEW, users), a new seed, new ssh host keys and known_hosts, a new MAC (from the instance-id) and
+ * a new ssh port on first start. SRC's extra port forwards are not copied (their host ports
+ * belong to SRC), nor is SRC's user-data (it ran in SRC already; the clone's seed has kumo's part:
+ * user, keys, host keys, hostname). The machine-id stays SRC's: for fully fresh machines, capture
+ * SRC into an image and launch from it.
+ *
+ * SRC must be stopped (a disk in use is not a consistent copy) and is only read.
+ */
+import { copyFile, constants, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { KumoPaths } from '../config/paths.js';
+import { validateSpec, type InstanceSpecInput } from '../config/spec.js';
+import { tempPathFor } from '../core/fs.js';
+import { rename } from 'node:fs/promises';
+import { Emitter } from '../events/events.js';
+import { qemuImg } from '../disk/index.js';
+import { createInstance, instanceFiles, lockInstance, readRecord, type InstanceRecord } from '../instance/index.js';
+import { ensureStopped, mapDiskFull, type StopFirstOptions } from './common.js';
+
+export interface CloneOptions extends StopFirstOptions {}
+
+export interface CloneResult {
+  record: InstanceRecord;
+  from: string;
+  /** Port forwards of the source that were not copied. */
+  droppedPorts: number;
+}
+
+/** Copy `src` to `dst` (temp + rename), then drop the copy's internal snapshots. */
+async function copyDisk(src: string, dst: string): Promise<void> {
+  const tmp = tempPathFor(dst);
+  try {
+    await copyFile(src, tmp, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
+    for (const s of await qemuImg.snapshotList(tmp)) await qemuImg.snapshotDelete(tmp, s.name);
+    await rename(tmp, dst);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw mapDiskFull(e, dst, 'copy the disk');
+  }
+}
+
+/** Clone the stopped instance `src` into a new instance `name`. */
+export async function cloneInstance(paths: KumoPaths, src: string, name: string, o: CloneOptions = {}): Promise<CloneResult> {
+  const em = new Emitter(o.onEvent);
+  let rec = await readRecord(paths, src);
+  const defaultKey = join(paths.keys, 'id_ed25519');
+  const input: InstanceSpecInput = {
+    name,
+    image: rec.image.id ?? rec.image.ref,
+    cpus: rec.cpus,
+    memory: rec.memoryMiB,
+    ...(rec.diskBytes !== undefined ? { disk: `${rec.diskBytes}B` } : {}),
+    ...(rec.ssh.key !== defaultKey ? { sshKey: rec.ssh.key } : {}),
+    accel: rec.accel,
+    driver: rec.driver,
+    timeout: rec.timeoutSec,
+    user: rec.ssh.user,
+    seedFormat: rec.seedFormat,
+    firmware: rec.firmware,
+  };
+  const spec = validateSpec(input); // checks NEW's name before anything is touched
+  await ensureStopped(paths, src, 'clone', { ...o, usage: `kumo clone --stop ${src} ${name}` });
+  await using _lock = await lockInstance(paths, src, 'clone', 5000, o.signal);
+  rec = await readRecord(paths, src);
+  await ensureStopped(paths, src, 'clone', { usage: `kumo clone --stop ${src} ${name}` });
+  const from = instanceFiles(paths, src).disk;
+  const record = await createInstance(paths, spec, {
+    image: { ...rec.image },
+    makeDisk: (dst) => em.step('clone.disk', `copying the disk of ${src}`, () => copyDisk(from, dst)),
+    ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+  if (rec.ports.length) em.warn(`${rec.ports.length} port forward(s) of '${src}' were not copied to '${name}' (add them with 'kumo port add ${name} HOST:GUEST')`);
+  return { record, from: src, droppedPorts: rec.ports.length };
+}

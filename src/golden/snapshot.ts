@@ -1,0 +1,66 @@
+/**
+ * `kumo snapshot create|list|restore|delete NAME [SNAP]`: qcow2 internal snapshots of an
+ * instance's disk, through its driver's snapshots capability. A stopped instance gets disk-only
+ * snapshots (qemu-img); a running one, where the driver can (QEMU: savevm), disk + memory
+ * snapshots that `restore` resumes. Each call holds the instance's lock.
+ */
+import type { KumoPaths } from '../config/paths.js';
+import { getDriver, requireCapability, DriverUnsupportedError, type SnapshotInfo, type Driver, type SnapshotsCapability } from '../driver/index.js';
+import { instanceStatus, lockInstance, readRecord, runtimeFor, type InstanceRecord } from '../instance/index.js';
+import { ConflictError } from '../core/errors.js';
+import type { GoldenOpOptions } from './common.js';
+import type { InstanceRuntime } from '../driver/driver.js';
+
+export type { SnapshotInfo };
+
+async function withSnapshots<T>(
+  paths: KumoPaths,
+  name: string,
+  op: string,
+  fn: (d: Driver & SnapshotsCapability, rt: InstanceRuntime, running: boolean, rec: InstanceRecord) => Promise<T>,
+  o: GoldenOpOptions & { lock?: boolean } = {},
+): Promise<T> {
+  const rec = await readRecord(paths, name);
+  const driver = requireCapability(await getDriver(rec.driver), 'snapshots', 'take snapshots');
+  const lock = o.lock === false ? undefined : await lockInstance(paths, name, `snapshot ${op}`, 5000, o.signal);
+  try {
+    const st = await instanceStatus(paths, name);
+    const running = st.state === 'running' || st.state === 'paused';
+    if (st.state === 'unknown' || st.state === 'creating')
+      throw new ConflictError('INSTANCE_BUSY', `instance '${name}' is ${st.state}${st.detail ? ` (${st.detail})` : ''}; snapshots need it running or stopped`, { hint: `wait, or stop it: kumo stop ${name}` });
+    if (op !== 'list') {
+      if (running && !driver.capabilities.liveSnapshots)
+        throw new DriverUnsupportedError(driver.name, 'take snapshots while the instance runs', `stop it first: kumo stop ${name}`);
+      if (!running && !driver.capabilities.offlineSnapshots)
+        throw new DriverUnsupportedError(driver.name, 'take snapshots of a stopped instance', `start it first: kumo start ${name}`);
+    }
+    return await fn(driver, runtimeFor(paths, rec), running, rec);
+  } finally {
+    await lock?.release();
+  }
+}
+
+export async function createSnapshot(paths: KumoPaths, name: string, snap: string, o: GoldenOpOptions = {}): Promise<{ name: string; snapshot: string; live: boolean }> {
+  return withSnapshots(paths, name, 'create', async (d, rt, running) => {
+    await d.createSnapshot(rt, snap);
+    return { name, snapshot: snap, live: running };
+  }, o);
+}
+
+export async function listSnapshots(paths: KumoPaths, name: string, o: GoldenOpOptions = {}): Promise<SnapshotInfo[]> {
+  return withSnapshots(paths, name, 'list', (d, rt) => d.listSnapshots(rt), { ...o, lock: false });
+}
+
+export async function restoreSnapshot(paths: KumoPaths, name: string, snap: string, o: GoldenOpOptions = {}): Promise<{ name: string; snapshot: string; live: boolean }> {
+  return withSnapshots(paths, name, 'restore', async (d, rt, running) => {
+    await d.restoreSnapshot(rt, snap);
+    return { name, snapshot: snap, live: running };
+  }, o);
+}
+
+export async function deleteSnapshot(paths: KumoPaths, name: string, snap: string, o: GoldenOpOptions = {}): Promise<{ name: string; snapshot: string }> {
+  return withSnapshots(paths, name, 'delete', async (d, rt) => {
+    await d.deleteSnapshot(rt, snap);
+    return { name, snapshot: snap };
+  }, o);
+}
