@@ -1,4 +1,97 @@
 import type { CommandDef } from '../../command.js';
+import { optBool, optList, optString } from '../../command.js';
 
-/** Filled in as the area lands. */
-export const buildCommands: CommandDef[] = [];
+const build: CommandDef = {
+  name: 'build',
+  summary: 'build a bootable cloud image from distribution packages, composed of elements',
+  usage: 'image build [--distro debian] [--release bookworm] [--element NAME]... [options]',
+  description:
+    'Bootstraps a root tree from the distribution\'s packages (cached), runs the elements\' phase scripts in it, ' +
+    'and writes a whole-disk image (MBR, ESP, ext4 root labelled cloudimg-rootfs, GRUB for BIOS and UEFI). ' +
+    'Without --output the image is registered in kumo\'s image store under --name. Needs root. ' +
+    'Default elements: vm cloud-init openssh-server growroot fast-boot sysprep (the distro element is always added).',
+  options: {
+    distro: { type: 'string', description: 'distribution (default: debian)', placeholder: 'NAME' },
+    release: { type: 'string', description: 'release (default: the distro\'s default, bookworm for debian)', placeholder: 'NAME' },
+    element: { type: 'string', short: 'e', multiple: true, description: 'an element to include (repeatable; replaces the default list)', placeholder: 'NAME' },
+    'elements-path': { type: 'string', multiple: true, description: 'a folder of extra elements, searched before the built-in ones (repeatable)', placeholder: 'DIR' },
+    size: { type: 'string', description: 'virtual disk size (default: 4G); the root grows to it at first boot', placeholder: 'SIZE' },
+    format: { type: 'string', description: 'output format (default: qcow2)', choices: ['qcow2', 'raw'], placeholder: 'FORMAT' },
+    compress: { type: 'boolean', description: 'compress the qcow2 clusters (smaller file, slower reads)' },
+    mirror: { type: 'string', description: 'package mirror URL (default: the distro\'s)', placeholder: 'URL' },
+    name: { type: 'string', description: 'name in the image store (default: DISTRO-RELEASE)', placeholder: 'NAME' },
+    output: { type: 'string', short: 'o', description: 'write the image to FILE instead of registering it', placeholder: 'FILE' },
+    'no-cache': { type: 'boolean', description: 'do not use or fill the bootstrap and package caches' },
+  },
+  examples: [
+    'sudo kumo image build --name my-debian',
+    'sudo kumo image build --element vm --element cloud-init --element my-app --elements-path ./elements -o app.qcow2',
+  ],
+  async run(ctx, args) {
+    const { buildImage } = await import('../../../build/index.js');
+    const { join } = await import('node:path');
+    const { randomBytes } = await import('node:crypto');
+    const paths = await ctx.paths();
+    const distro = optString(args, 'distro') ?? 'debian';
+    const output = optString(args, 'output');
+    const format = (optString(args, 'format') ?? 'qcow2') as 'qcow2' | 'raw';
+    const elements = optList(args, 'element');
+    const onEvent = ctx.out.events();
+    const target = output ?? join(paths.tmp, `build-${process.pid}-${randomBytes(4).toString('hex')}.${format}`);
+    const r = await buildImage({
+      distro,
+      ...(optString(args, 'release') ? { release: optString(args, 'release')! } : {}),
+      ...(elements.length ? { elements } : {}),
+      elementsPath: optList(args, 'elements-path'),
+      ...(optString(args, 'size') ? { size: optString(args, 'size')! } : {}),
+      format,
+      compress: optBool(args, 'compress'),
+      ...(optString(args, 'mirror') ? { mirror: optString(args, 'mirror')! } : {}),
+      output: target,
+      cacheDir: join(paths.cache, 'build'),
+      noCache: optBool(args, 'no-cache'),
+      onEvent,
+      signal: ctx.signal,
+    });
+    let registered: unknown;
+    if (!output) {
+      const name = optString(args, 'name') ?? `${r.distro}-${r.release}`;
+      const imageApi = (await import('../../../image/index.js')) as Record<string, unknown>;
+      const importImage = imageApi.importImage as
+        | ((p: typeof paths, file: string, o: { name: string; move?: boolean; metadata?: Record<string, unknown>; source?: Record<string, unknown>; onEvent?: typeof onEvent }) => Promise<unknown>)
+        | undefined;
+      if (typeof importImage !== 'function') {
+        const { rm } = await import('node:fs/promises');
+        await rm(target, { force: true });
+        const { KumoError } = await import('../../../core/errors.js');
+        throw new KumoError('IMAGE_STORE_UNAVAILABLE', 'unsupported', 'the image was built but kumo\'s image store cannot register it yet (no importImage)', {
+          hint: 'give --output FILE to write the image to a file',
+        });
+      }
+      registered = await importImage(paths, target, {
+        name,
+        move: true,
+        metadata: {
+          distro: r.distro,
+          release: r.release,
+          elements: r.elements,
+          format: r.format,
+          builtAt: r.builtAt,
+          buildSeconds: r.buildSeconds,
+          sha256: r.sha256,
+          packages: r.packages,
+        },
+        source: { type: 'build', distro: r.distro, release: r.release, elements: r.elements, log: r.logFile },
+        onEvent,
+      });
+    }
+    if (ctx.globals.json) ctx.out.jsonDoc({ ...r, packages: r.packages.length, registered });
+    else {
+      ctx.out.line(`built ${r.distro} ${r.release} in ${r.buildSeconds} s (${(r.sizeBytes / 1048576).toFixed(0)} MiB, ${r.packages.length} packages)`);
+      ctx.out.line(output ? `image: ${r.path}` : `registered as ${optString(args, 'name') ?? `${r.distro}-${r.release}`}`);
+      ctx.out.line(`log: ${r.logFile}`);
+    }
+  },
+};
+
+export const buildCommands: CommandDef[] = [build];

@@ -1,0 +1,37 @@
+/** Errors of the image builder. */
+import { EnvironmentError, KumoError } from '../core/errors.js';
+
+/** An element script (or a package install of an element) exited non-zero. */
+export class ScriptFailedError extends KumoError {
+  constructor(what: string, status: string, tail: string[], logFile: string) {
+    super('BUILD_SCRIPT_FAILED', 'external', `${what} failed (${status})${tail.length ? `; its last lines:\n${tail.map((l) => `  | ${l}`).join('\n')}` : ''}`, {
+      hint: `the full build log is ${logFile}`,
+      details: { what, status, logFile },
+    });
+  }
+}
+
+export class MirrorUnreachableError extends EnvironmentError {
+  constructor(url: string, why: string) {
+    super('MIRROR_UNREACHABLE', `the package mirror ${url} is unreachable: ${why}`, {
+      hint: 'check the network or give another mirror with --mirror URL',
+      details: { url },
+    });
+  }
+}
+
+export class DiskFullError extends EnvironmentError {
+  constructor(where: string, logFile?: string) {
+    super('DISK_FULL', `no space left on device while building the image (${where})`, {
+      hint: `free some space on the file system of the build cache${logFile ? `; the full build log is ${logFile}` : ''}`,
+    });
+  }
+}
+
+export class NotRootError extends EnvironmentError {
+  constructor() {
+    super('BUILD_NEEDS_ROOT', 'building an image needs root (chroot, mounts and device nodes in the root tree)', {
+      hint: 'run it as root (sudo kumo image build ...); rootless builds with user namespaces are not supported yet',
+    });
+  }
+}
