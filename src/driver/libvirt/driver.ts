@@ -1,0 +1,454 @@
+/**
+ * The libvirt driver: the same instances as the QEMU driver, run as libvirt domains on a local or
+ * remote libvirtd (`driverOptions.connect`, a libvirt URI). Everything goes through `virsh`.
+ *
+ * - The domain is defined at start from the instance runtime (redefined each start, keeping its
+ *   UUID, so a changed cpus/memory/ports applies) and stays defined while the instance exists, so
+ *   `virsh list --all` shows it. A domain without kumo's metadata, or with another kumo home's, is
+ *   never touched: its name is reported as taken.
+ * - A start that fails after kumo defined the domain undefines it again (nothing half-defined).
+ * - Disks: the instance's overlay and seed files (local URIs), or volumes in a storage pool
+ *   (`driverOptions.pool`, any URI): the base is uploaded once as a `kumo-base-*` volume, the
+ *   instance disk is a qcow2 volume backed by it, the seed a raw volume (see ./pool.ts).
+ * - Networking: user-mode (the default), ssh and the user's ports forwarded from the host by
+ *   `hostfwd_add` through the monitor once QEMU runs; or a libvirt network (`network:default`),
+ *   the guest's address then read from the network's DHCP leases (`sshEndpoint`).
+ * - Stop: ACPI shutdown, destroy after the timeout. Delete (`cleanup`): undefine (with --nvram for
+ *   UEFI) and remove kumo's volumes, never a base.
+ * - Status comes from `virsh domstate`; a domain removed behind kumo's back reads as stopped with
+ *   a detail saying so, and the next start defines it again (the "de-sync" repair).
+ */
+import { join } from 'node:path';
+import { ConflictError, InvalidInputError, KumoError, TimeoutError } from '../../core/errors.js';
+import { debug } from '../../core/log.js';
+import { Emitter } from '../../events/events.js';
+import type { KumoPaths } from '../../config/paths.js';
+import type { Driver, DriverCapabilities, InstanceRuntime, PortForward, RuntimeStatus, StartOptions, StartResult, StopOptions } from '../driver.js';
+import { freePort, portFree, PortInUseError } from '../net.js';
+import { detectAccel } from '../qemu/accel.js';
+import { hostfwdRule } from '../qemu/argv.js';
+import { Virsh, clientName, defaultUri, firstError, isLocalUri, parseUri, reachHost, LibvirtUnavailableError } from './virsh.js';
+import { buildDomainXml, parseDomainFacts, type DiskSource, type DomainFacts, type KumoMetadata, type NetworkSpec } from './xml.js';
+import { prepareVolumes, removeVolumes } from './pool.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The netdev id libvirt gives the first interface's backend. */
+export const USER_NETDEV = 'hostnet0';
+
+/** The libvirt settings of one instance, from `driverOptions` in instance.json. */
+export interface LibvirtOptions {
+  /** The libvirt connection URI. */
+  connect: string;
+  /** The domain name (default: the instance name). */
+  domain: string;
+  network: NetworkSpec;
+  /** Storage pool for the instance's volumes; files in the instance dir when absent. */
+  pool?: string;
+  /** Host address ssh and the forwards bind to on the libvirt host (default 127.0.0.1). */
+  forwardAddr: string;
+}
+
+/** Parse a network option: 'user', 'network:NAME' (or a bare NAME), 'bridge:NAME'. */
+export function parseNetworkOption(v: unknown): NetworkSpec {
+  if (v === undefined || v === null || v === '' || v === 'user') return { kind: 'user' };
+  if (typeof v === 'string') {
+    const m = /^(network|bridge):(.+)$/.exec(v);
+    const [kind, name] = m ? [m[1] as 'network' | 'bridge', m[2]!] : (['network', v] as const);
+    if (/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) return { kind, name };
+  }
+  throw new InvalidInputError('LIBVIRT_NETWORK_INVALID', `'${String(v)}' is not a libvirt network choice`, { hint: "use 'user' (forwarded ports), 'network:NAME' (a libvirt network such as default) or 'bridge:NAME'" });
+}
+
+/** The instance's libvirt options, validated. */
+export function libvirtOptions(rt: Pick<InstanceRuntime, 'name' | 'driverOptions'>): LibvirtOptions {
+  const d = rt.driverOptions ?? {};
+  const connect = typeof d.connect === 'string' && d.connect ? d.connect : defaultUri();
+  parseUri(connect);
+  const domain = typeof d.domain === 'string' && d.domain ? d.domain : rt.name;
+  const o: LibvirtOptions = { connect, domain, network: parseNetworkOption(d.network), forwardAddr: typeof d.forwardAddr === 'string' && d.forwardAddr ? d.forwardAddr : '127.0.0.1' };
+  if (typeof d.pool === 'string' && d.pool) o.pool = d.pool;
+  return o;
+}
+
+/** Files the libvirt driver keeps in the instance directory. */
+export function libvirtFiles(dir: string): { serialLog: string; domainXml: string } {
+  return { serialLog: join(dir, 'serial.log'), domainXml: join(dir, 'domain.xml') };
+}
+
+export class DomainNameTakenError extends ConflictError {
+  constructor(domain: string, uri: string, owner?: string) {
+    super('LIBVIRT_DOMAIN_TAKEN', `libvirt at ${uri} already has a domain '${domain}' that is not this kumo instance's${owner ? ` (it belongs to ${owner})` : ''}`, {
+      hint: `choose another instance name, or remove that domain yourself (virsh -c ${uri} undefine ${domain}) if you no longer need it`,
+      details: { domain, uri },
+    });
+  }
+}
+
+/** Whether the facts of a defined domain say it is this instance's. */
+export function ownedBy(facts: Pick<DomainFacts, 'metadata'>, rt: Pick<InstanceRuntime, 'name' | 'dir' | 'paths'>): boolean {
+  const m = facts.metadata;
+  return !!m && m.instance === rt.name && m.home === rt.paths.home && m.dir === rt.dir;
+}
+
+function ownerText(m: KumoMetadata | undefined): string | undefined {
+  return m ? `kumo instance '${m.instance}' of ${m.client ? `${m.client}:` : ''}${m.home}` : undefined;
+}
+
+function mapState(state: string, reason?: string): RuntimeStatus['state'] {
+  switch (state) {
+    case 'running':
+    case 'blocked':
+    case 'in shutdown':
+      return 'running';
+    case 'paused':
+    case 'pmsuspended':
+      return 'paused';
+    case 'crashed':
+      return 'crashed';
+    case 'shut off':
+      return reason === 'crashed' ? 'crashed' : 'stopped';
+    default:
+      return 'unknown';
+  }
+}
+
+export class LibvirtDriver implements Driver {
+  readonly name = 'libvirt';
+  readonly capabilities: DriverCapabilities = {
+    livePorts: true,
+    offlineSnapshots: false,
+    liveSnapshots: false,
+    consoleLog: true,
+    acpiShutdown: true,
+    remote: true,
+  };
+
+  async check(_paths: KumoPaths, uri = defaultUri()): Promise<void> {
+    await new Virsh(uri).ping();
+  }
+
+  consoleLogPath(rt: InstanceRuntime): string {
+    return libvirtFiles(rt.dir).serialLog;
+  }
+
+  private virsh(o: LibvirtOptions, signal?: AbortSignal): Virsh {
+    return new Virsh(o.connect, signal ? { signal } : {});
+  }
+
+  /** The defined domain's facts, checked to be this instance's; undefined when no such domain. */
+  private async ourDomain(v: Virsh, o: LibvirtOptions, rt: InstanceRuntime): Promise<DomainFacts | undefined> {
+    const xml = await v.dumpxml(o.domain, true);
+    if (xml === undefined) return undefined;
+    const facts = parseDomainFacts(xml);
+    if (!ownedBy(facts, rt)) throw new DomainNameTakenError(o.domain, o.connect, ownerText(facts.metadata));
+    return facts;
+  }
+
+  async status(rt: InstanceRuntime): Promise<RuntimeStatus> {
+    const o = libvirtOptions(rt);
+    const v = this.virsh(o);
+    let st;
+    try {
+      st = await v.domstate(o.domain);
+    } catch (e) {
+      if (e instanceof LibvirtUnavailableError) return { state: 'unknown', detail: e.message };
+      throw e;
+    }
+    if (!st) {
+      return { state: 'stopped', detail: `domain '${o.domain}' is not defined in libvirt at ${o.connect} (removed behind kumo's back?); 'kumo start ${rt.name}' defines it again` };
+    }
+    const xml = await v.dumpxml(o.domain, true).catch(() => undefined);
+    const facts = xml ? parseDomainFacts(xml) : undefined;
+    if (facts && !ownedBy(facts, rt)) {
+      return { state: 'unknown', detail: `the domain '${o.domain}' at ${o.connect} is not this instance's (${ownerText(facts.metadata) ?? 'not made by kumo'})` };
+    }
+    const state = mapState(st.state, st.reason);
+    const r: RuntimeStatus = { state, accel: facts?.type === 'kvm' ? 'kvm' : 'tcg' };
+    if (state === 'crashed' || state === 'unknown') r.detail = `libvirt reports '${st.state}${st.reason ? ` (${st.reason})` : ''}'`;
+    if (state === 'running' && isLocalUri(o.connect)) {
+      const pid = await this.localPid(o);
+      if (pid) r.pid = pid;
+    }
+    return r;
+  }
+
+  private async localPid(o: LibvirtOptions): Promise<number | undefined> {
+    const { readFile } = await import('node:fs/promises');
+    const p = parseUri(o.connect);
+    const dirs = p.path === '/session' ? [join(process.env.XDG_RUNTIME_DIR ?? `/run/user/${process.getuid?.()}`, 'libvirt/qemu/run')] : ['/run/libvirt/qemu'];
+    for (const d of dirs) {
+      try {
+        const n = Number((await readFile(join(d, `${o.domain}.pid`), 'utf8')).trim());
+        if (Number.isInteger(n) && n > 0) return n;
+      } catch {
+        /* not readable */
+      }
+    }
+    return undefined;
+  }
+
+  private async chooseAccel(rt: InstanceRuntime, o: LibvirtOptions, v: Virsh): Promise<{ accel: 'kvm' | 'tcg'; reason: string }> {
+    if (isLocalUri(o.connect)) return detectAccel(rt.paths, { want: rt.accel });
+    if (rt.accel !== 'auto') return { accel: rt.accel, reason: `asked for ${rt.accel}` };
+    // A remote host cannot be probed from here: KVM when its libvirt offers it.
+    const r = await v.raw(['domcapabilities', '--virttype', 'kvm', '--arch', 'x86_64'], { timeoutMs: 30_000 });
+    return r.code === 0 ? { accel: 'kvm', reason: 'the remote libvirt offers KVM' } : { accel: 'tcg', reason: 'the remote libvirt offers no KVM' };
+  }
+
+  async start(rt: InstanceRuntime, opts: StartOptions = {}): Promise<StartResult> {
+    const em = new Emitter(opts.onEvent);
+    const o = libvirtOptions(rt);
+    const v = this.virsh(o, opts.signal);
+    await v.ping();
+    const existing = await this.ourDomain(v, o, rt);
+    if (existing) {
+      const st = await v.domstate(o.domain);
+      if (st && (st.state === 'running' || st.state === 'paused' || st.state === 'blocked' || st.state === 'in shutdown' || st.state === 'pmsuspended')) {
+        throw new ConflictError('INSTANCE_RUNNING', `instance '${rt.name}' is already running (libvirt domain '${o.domain}' is ${st.state})`, { hint: `stop it first: kumo stop ${rt.name}` });
+      }
+      if (st && mapState(st.state, st.reason) === 'crashed') em.warn(`instance '${rt.name}': libvirt reports '${st.state} (${st.reason})'; starting it again`);
+    }
+    const local = isLocalUri(o.connect);
+    if (!o.pool && !local) {
+      throw new InvalidInputError('LIBVIRT_POOL_REQUIRED', `instance '${rt.name}' is on a remote libvirt (${o.connect}) but has no storage pool`, {
+        hint: 'a remote host cannot read files of this machine: give a storage pool on that host (driver option pool, e.g. --pool default)',
+      });
+    }
+    if (o.network.kind === 'user' && local) {
+      for (const p of rt.ports) {
+        if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
+      }
+    }
+    const accel = await this.chooseAccel(rt, o, v);
+    debug(`libvirt: accelerator ${accel.accel} (${accel.reason})`);
+
+    let disk: DiskSource = { kind: 'file', path: rt.disk.path, format: rt.disk.format };
+    let seed: DiskSource | undefined = rt.seed ? { kind: 'file', path: rt.seed.path, format: 'raw' } : undefined;
+    let volumes: KumoMetadata['volumes'];
+    if (o.pool) {
+      const vols = await prepareVolumes(v, o.pool, o.domain, rt, em);
+      disk = vols.disk;
+      seed = vols.seed;
+      volumes = vols.created;
+    }
+    let sshPort = o.network.kind === 'user' ? rt.sshPort || (local ? await freePort() : 0) : 22;
+    if (o.network.kind === 'user' && local && !(await portFree(sshPort, o.forwardAddr))) sshPort = await freePort(o.forwardAddr);
+    if (o.network.kind === 'user' && !sshPort) sshPort = 20000 + Math.floor(Math.random() * 40000);
+
+    const meta: KumoMetadata = {
+      instance: rt.name,
+      home: rt.paths.home,
+      dir: rt.dir,
+      client: clientName(),
+      created: existing?.metadata?.created ?? new Date().toISOString(),
+      ...(o.network.kind === 'user' ? { sshPort } : {}),
+      ...(volumes?.length || existing?.metadata?.volumes ? { volumes: mergeVolumes(existing?.metadata?.volumes, volumes) } : {}),
+    };
+    if (existing?.metadata?.instanceId) meta.instanceId = existing.metadata.instanceId;
+    const xml = buildDomainXml({
+      name: o.domain,
+      ...(existing?.uuid ? { uuid: existing.uuid } : {}),
+      type: accel.accel === 'kvm' ? 'kvm' : 'qemu',
+      cpus: rt.cpus,
+      memoryMiB: rt.memoryMiB,
+      firmware: rt.firmware ?? 'bios',
+      disk,
+      ...(seed ? { seed } : {}),
+      mac: rt.mac,
+      network: o.network,
+      ...(local ? { serialLog: libvirtFiles(rt.dir).serialLog } : {}),
+      metadata: meta,
+    });
+    const fresh = !existing;
+    try {
+      await v.define(xml);
+    } catch (e) {
+      if (fresh && volumes?.length) await removeVolumes(v, volumes).catch(() => {});
+      throw e;
+    }
+    try {
+      const r = await v.raw(['start', '--', o.domain]);
+      if (r.code !== 0) {
+        throw new KumoError('LIBVIRT_START_FAILED', 'external', `libvirt could not start domain '${o.domain}' of instance '${rt.name}': ${firstError(r.stderr)}`, {
+          hint: `run with --debug to see the domain XML; 'virsh -c ${o.connect} start ${o.domain}' shows the same error`,
+          details: { uri: o.connect, stderr: r.stderr },
+        });
+      }
+      if (o.network.kind === 'user') sshPort = await this.addForwards(v, o, rt, sshPort, local);
+    } catch (e) {
+      await v.raw(['destroy', '--', o.domain]).catch(() => undefined);
+      if (fresh) {
+        await v.raw(['undefine', '--nvram', '--', o.domain]).catch(() => undefined);
+        if (volumes?.length) await removeVolumes(v, volumes).catch(() => {});
+      }
+      throw e;
+    }
+    if (o.network.kind === 'user' && sshPort !== meta.sshPort) await this.setMetadata(v, o, { ...meta, sshPort });
+    return { accel: accel.accel, sshPort };
+  }
+
+  /** Rewrite kumo's metadata element of a defined domain (live and persistent). */
+  private async setMetadata(v: Virsh, o: LibvirtOptions, meta: KumoMetadata): Promise<void> {
+    const { metadataXml, KUMO_NS, KUMO_NS_PREFIX } = await import('./xml.js');
+    const xml = metadataXml(meta, '').replace(` xmlns:${KUMO_NS_PREFIX}='${KUMO_NS}'`, '');
+    const st = await v.domstate(o.domain);
+    const live = st?.state === 'running' || st?.state === 'paused';
+    await v.call(['metadata', '--uri', KUMO_NS, '--key', KUMO_NS_PREFIX, '--set', xml, '--config', ...(live ? ['--live'] : []), '--', o.domain]);
+  }
+
+  /** Add the ssh forward (retrying another port when taken) and the user's forwards; returns the ssh port. */
+  private async addForwards(v: Virsh, o: LibvirtOptions, rt: InstanceRuntime, sshPort: number, local: boolean): Promise<number> {
+    let port = sshPort;
+    for (let attempt = 0; ; attempt++) {
+      const out = await v.hmp(o.domain, `hostfwd_add ${USER_NETDEV} ${hostfwdRule({ proto: 'tcp', hostAddr: o.forwardAddr, hostPort: port, guestPort: 22 })}`);
+      if (!out.trim()) break;
+      if (/host forwarding rule/i.test(out) && attempt < 5) {
+        debug(`libvirt: ssh port ${port} is taken; trying another`);
+        port = local ? await freePort(o.forwardAddr) : 20000 + Math.floor(Math.random() * 40000);
+        continue;
+      }
+      throw new KumoError('PORT_ADD_FAILED', 'external', `could not forward ssh of '${rt.name}' from ${o.forwardAddr}:${port}: ${out.trim()}`);
+    }
+    for (const p of rt.ports) await this.addPort(rt, p);
+    return port;
+  }
+
+  async stop(rt: InstanceRuntime, opts: StopOptions = {}): Promise<void> {
+    const em = new Emitter(opts.onEvent);
+    const o = libvirtOptions(rt);
+    const v = this.virsh(o, opts.signal);
+    const facts = await this.ourDomain(v, o, rt);
+    if (!facts) return;
+    const running = async () => {
+      const st = await v.domstate(o.domain);
+      return !!st && st.state !== 'shut off' && st.state !== 'crashed';
+    };
+    if (!(await running())) return;
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    if (!opts.force) {
+      const r = await v.raw(['shutdown', '--mode', 'acpi', '--', o.domain]);
+      if (r.code === 0) {
+        const end = Date.now() + timeoutMs;
+        let delay = 100;
+        while (Date.now() < end) {
+          if (!(await running())) return;
+          if (opts.signal?.aborted) break;
+          await sleep(delay);
+          delay = Math.min(500, delay * 2);
+        }
+        if (!(await running())) return;
+        em.warn(`'${rt.name}' did not power down within ${Math.round(timeoutMs / 1000)} s; forcing it off`);
+      } else {
+        em.warn(`could not ask '${rt.name}' to power down: ${firstError(r.stderr)}; forcing`);
+      }
+    }
+    const r = await v.raw(['destroy', '--', o.domain]);
+    if (r.code !== 0 && (await running())) {
+      throw new KumoError('STOP_FAILED', 'external', `libvirt could not stop domain '${o.domain}' of '${rt.name}': ${firstError(r.stderr)}`, { hint: `try 'virsh -c ${o.connect} destroy ${o.domain}'` });
+    }
+    const end = Date.now() + 10_000;
+    while (await running()) {
+      if (Date.now() > end) throw new TimeoutError('STOP_FAILED', `domain '${o.domain}' of '${rt.name}' is still running after destroy`, { hint: `check it with 'virsh -c ${o.connect} domstate ${o.domain}'` });
+      await sleep(100);
+    }
+  }
+
+  async cleanup(rt: InstanceRuntime): Promise<void> {
+    const o = libvirtOptions(rt);
+    const v = this.virsh(o);
+    let facts: DomainFacts | undefined;
+    try {
+      facts = await this.ourDomain(v, o, rt);
+    } catch (e) {
+      // The name now belongs to someone else: that domain is not ours to remove.
+      if (e instanceof DomainNameTakenError) return;
+      throw e;
+    }
+    if (!facts) {
+      if (o.pool) await removeVolumes(v, defaultVolumes(o), { ifExists: true });
+      return;
+    }
+    const st = await v.domstate(o.domain);
+    if (st && st.state !== 'shut off' && st.state !== 'crashed') {
+      throw new ConflictError('INSTANCE_RUNNING', `instance '${rt.name}' is running`, { hint: `stop it first: kumo stop ${rt.name}` });
+    }
+    const args = ['undefine', ...(facts.nvram || rt.firmware === 'uefi' ? ['--nvram'] : []), '--', o.domain];
+    const r = await v.raw(args);
+    if (r.code !== 0 && (await v.domstate(o.domain))) {
+      throw new KumoError('LIBVIRT_UNDEFINE_FAILED', 'external', `libvirt could not undefine domain '${o.domain}': ${firstError(r.stderr)}`, { hint: `try 'virsh -c ${o.connect} undefine --nvram ${o.domain}'` });
+    }
+    const vols = mergeVolumes(facts.metadata?.volumes, o.pool ? defaultVolumes(o) : undefined);
+    if (vols.length) await removeVolumes(v, vols, { ifExists: true });
+  }
+
+  async addPort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {
+    const o = libvirtOptions(rt);
+    if (o.network.kind !== 'user') {
+      const { DriverUnsupportedError } = await import('../driver.js');
+      throw new DriverUnsupportedError(this.name, `forward ports on a libvirt network (${o.network.name})`, 'reach the guest at its address on that network instead');
+    }
+    if (isLocalUri(o.connect) && !(await portFree(fwd.hostPort, fwd.hostAddr))) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
+    const out = await this.virsh(o).hmp(o.domain, `hostfwd_add ${USER_NETDEV} ${hostfwdRule(fwd)}`);
+    if (out.trim()) {
+      if (/host forwarding rule/i.test(out)) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
+      throw new KumoError('PORT_ADD_FAILED', 'external', `QEMU could not add the forward ${hostfwdRule(fwd)}: ${out.trim()}`);
+    }
+  }
+
+  async removePort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {
+    const o = libvirtOptions(rt);
+    const out = await this.virsh(o).hmp(o.domain, `hostfwd_remove ${USER_NETDEV} ${fwd.proto}:${fwd.hostAddr}:${fwd.hostPort}`);
+    if (out.trim() && !/removed/i.test(out)) {
+      throw new KumoError('PORT_REMOVE_FAILED', 'external', `QEMU could not remove the forward ${hostfwdRule(fwd)}: ${out.trim()}`);
+    }
+  }
+
+  /**
+   * Where to reach the guest's ssh from this machine: the forwarded port (user networking), or
+   * the address libvirt's network handed out by DHCP (undefined until the guest has a lease).
+   */
+  async sshEndpoint(rt: InstanceRuntime): Promise<{ host: string; port: number } | undefined> {
+    const o = libvirtOptions(rt);
+    const v = this.virsh(o);
+    if (o.network.kind === 'user') {
+      const xml = await v.dumpxml(o.domain);
+      const port = (xml ? parseDomainFacts(xml).metadata?.sshPort : undefined) ?? rt.sshPort;
+      const host = o.forwardAddr === '127.0.0.1' || o.forwardAddr === '0.0.0.0' ? reachHost(o.connect) : o.forwardAddr;
+      return port ? { host, port } : undefined;
+    }
+    const addr = await this.leaseAddress(v, o.domain, rt.mac);
+    return addr ? { host: addr, port: 22 } : undefined;
+  }
+
+  /** The IPv4 address of the NIC with `mac`, from the network's DHCP leases. */
+  async leaseAddress(v: Virsh, domain: string, mac: string): Promise<string | undefined> {
+    const r = await v.raw(['domifaddr', '--source', 'lease', '--', domain], { timeoutMs: 30_000 });
+    if (r.code !== 0) return undefined;
+    return parseDomifaddr(r.stdout, mac);
+  }
+}
+
+/** The IPv4 address of `mac` in `virsh domifaddr` output. */
+export function parseDomifaddr(out: string, mac: string): string | undefined {
+  for (const line of out.split('\n')) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length >= 4 && cols[1]?.toLowerCase() === mac.toLowerCase() && cols[2] === 'ipv4') return cols[3]!.split('/')[0];
+  }
+  return undefined;
+}
+
+function mergeVolumes(a?: { pool: string; name: string }[], b?: { pool: string; name: string }[]): { pool: string; name: string }[] {
+  const out = new Map<string, { pool: string; name: string }>();
+  for (const v of [...(a ?? []), ...(b ?? [])]) out.set(`${v.pool}/${v.name}`, v);
+  return [...out.values()];
+}
+
+/** The volumes kumo names for an instance in its pool (used when the domain's metadata is gone). */
+export function defaultVolumes(o: Pick<LibvirtOptions, 'pool' | 'domain'>): { pool: string; name: string }[] {
+  if (!o.pool) return [];
+  return [
+    { pool: o.pool, name: `kumo-${o.domain}-disk.qcow2` },
+    { pool: o.pool, name: `kumo-${o.domain}-seed.iso` },
+  ];
+}

@@ -1,0 +1,57 @@
+// The libvirt backend: domain XML builder, virsh calls, the driver, pools, de-sync and disk listing.
+import { registerDriver } from '../driver.js';
+import type { KumoPaths } from '../../config/paths.js';
+import { LibvirtDriver } from './driver.js';
+import { libvirtDisks } from './sync.js';
+
+export {
+  LibvirtDriver,
+  libvirtOptions,
+  libvirtFiles,
+  parseNetworkOption,
+  parseDomifaddr,
+  ownedBy,
+  defaultVolumes,
+  DomainNameTakenError,
+  USER_NETDEV,
+  type LibvirtOptions,
+} from './driver.js';
+export { Virsh, defaultUri, parseUri, isLocalUri, reachHost, connectionError, firstError, LibvirtUnavailableError, DomainNotFoundError, type ParsedUri } from './virsh.js';
+export {
+  buildDomainXml,
+  buildVolumeXml,
+  metadataXml,
+  parseKumoMetadata,
+  parseDomainFacts,
+  domainSpecProblems,
+  xmlEscape,
+  KUMO_NS,
+  type DomainSpec,
+  type DiskSource,
+  type NetworkSpec,
+  type KumoMetadata,
+  type DomainFacts,
+} from './xml.js';
+export { parseXml, type XmlElement } from './xmlparse.js';
+export { prepareVolumes, removeVolumes, baseVolumeName, qemuImgInfo } from './pool.js';
+export { listKumoDomains, libvirtInstances, findDesync, repairDesync, libvirtDisks, type KumoDomain, type Desync, type LibvirtInstanceRef } from './sync.js';
+
+type DiskSourceFn = (paths: KumoPaths) => Promise<{ owner: string; disk: string }[]>;
+
+let registered = false;
+
+/**
+ * Register the libvirt driver under 'libvirt', and its domains' disks with the image store's
+ * in-use rule (when the image store offers `registerDiskSource`). Idempotent.
+ */
+export async function registerLibvirt(): Promise<void> {
+  registerDriver('libvirt', () => new LibvirtDriver());
+  if (registered) return;
+  registered = true;
+  const image = (await import('../../image/index.js')) as Record<string, unknown>;
+  const reg = image.registerDiskSource as ((fn: DiskSourceFn) => void) | undefined;
+  if (typeof reg === 'function') reg((paths) => libvirtDisks(paths));
+}
+
+// Importing this module makes the driver available by name at once.
+registerDriver('libvirt', () => new LibvirtDriver());

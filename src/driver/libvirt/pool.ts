@@ -1,0 +1,121 @@
+/**
+ * The storage-pool form of an instance's disks, as uvtool does it: the base image is uploaded
+ * once into the pool as a `kumo-base-<id>.<format>` volume (shared by every instance from that
+ * image, never removed by an instance's delete), the instance disk is a qcow2 volume whose
+ * backing store is that base volume, and the seed is a raw volume. Uploads go through the libvirt
+ * connection (`vol-upload`), so this works on remote hosts too.
+ */
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { NotFoundError } from '../../core/errors.js';
+import type { Emitter } from '../../events/events.js';
+import type { InstanceRuntime } from '../driver.js';
+import { run } from '../../core/exec.js';
+import { firstError, type Virsh } from './virsh.js';
+import { buildVolumeXml, type DiskSource } from './xml.js';
+
+export interface PreparedVolumes {
+  disk: DiskSource;
+  seed?: DiskSource;
+  /** Volumes that belong to the instance (removed on delete). */
+  created: { pool: string; name: string }[];
+}
+
+/** The volume name of a base file: its image-store id when the file is named by one, else a hash of its path, size and mtime. */
+export async function baseVolumeName(basePath: string, format: string): Promise<string> {
+  const b = basename(basePath);
+  const m = /^([0-9a-f]{64})\./.exec(b);
+  if (m) return `kumo-base-${m[1]!.slice(0, 24)}.${format}`;
+  const st = await stat(basePath);
+  const h = createHash('sha256').update(`${resolve(basePath)}\0${st.size}\0${st.mtimeMs}`).digest('hex').slice(0, 24);
+  return `kumo-base-${h}.${format}`;
+}
+
+async function volExists(v: Virsh, pool: string, name: string): Promise<boolean> {
+  const r = await v.raw(['vol-info', '--pool', pool, '--', name], { timeoutMs: 30_000 });
+  return r.code === 0;
+}
+
+async function volPath(v: Virsh, pool: string, name: string): Promise<string> {
+  return (await v.call(['vol-path', '--pool', pool, '--', name])).trim();
+}
+
+async function checkPool(v: Virsh, pool: string): Promise<void> {
+  const r = await v.raw(['pool-info', '--', pool], { timeoutMs: 30_000 });
+  if (r.code !== 0) {
+    throw new NotFoundError('LIBVIRT_POOL_NOT_FOUND', `libvirt at ${v.uri} has no storage pool '${pool}': ${firstError(r.stderr)}`, {
+      hint: `list the pools with 'virsh -c ${v.uri} pool-list --all', or create one (virsh pool-define-as NAME dir --target DIR; pool-build; pool-start)`,
+      details: { pool, uri: v.uri },
+    });
+  }
+  if (!/State:\s+running/.test(r.stdout)) await v.call(['pool-start', '--', pool]);
+  await v.raw(['pool-refresh', '--', pool], { timeoutMs: 60_000 });
+}
+
+/** Upload a local file into a new volume of the pool. */
+async function uploadVolume(v: Virsh, pool: string, name: string, file: string, format: string): Promise<void> {
+  const size = (await stat(file)).size;
+  await v.call(['vol-create-as', '--pool', pool, '--name', name, '--capacity', `${size}b`, '--format', format]);
+  try {
+    await v.call(['vol-upload', '--pool', pool, '--sparse', '--', name, file], { timeoutMs: 3_600_000 });
+  } catch (e) {
+    await v.raw(['vol-delete', '--pool', pool, '--', name]).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Make sure the instance's volumes exist in `pool` (uploading the base and the seed as needed). */
+export async function prepareVolumes(v: Virsh, pool: string, domain: string, rt: InstanceRuntime, em: Emitter): Promise<PreparedVolumes> {
+  await checkPool(v, pool);
+  const created: { pool: string; name: string }[] = [];
+  const diskName = `kumo-${domain}-disk.qcow2`;
+  if (!(await volExists(v, pool, diskName))) {
+    const info = await qemuImgInfo(rt.disk.path);
+    if (info.backing) {
+      const baseFormat = info.backingFormat ?? 'qcow2';
+      const baseName = await baseVolumeName(info.backing, baseFormat);
+      if (!(await volExists(v, pool, baseName))) {
+        em.info(`uploading the base image into pool '${pool}' as ${baseName}`);
+        await uploadVolume(v, pool, baseName, info.backing, baseFormat);
+      }
+      const basePath = await volPath(v, pool, baseName);
+      const xml = buildVolumeXml({ name: diskName, capacityBytes: info.virtualSize, format: 'qcow2', backing: { path: basePath, format: baseFormat === 'raw' ? 'raw' : 'qcow2' } });
+      await v.call(['vol-create', '--pool', pool, '--file', '/dev/stdin'], { input: xml });
+    } else {
+      // A standalone disk (no base): upload it whole.
+      await uploadVolume(v, pool, diskName, rt.disk.path, info.format);
+    }
+  }
+  created.push({ pool, name: diskName });
+  const out: PreparedVolumes = { disk: { kind: 'volume', pool, volume: diskName, format: 'qcow2' }, created };
+  if (rt.seed) {
+    const seedName = `kumo-${domain}-seed.iso`;
+    // The seed is small and may have changed (a new instance-id): upload it again at each start.
+    if (await volExists(v, pool, seedName)) await v.call(['vol-delete', '--pool', pool, '--', seedName]);
+    await uploadVolume(v, pool, seedName, rt.seed.path, 'raw');
+    created.push({ pool, name: seedName });
+    out.seed = { kind: 'volume', pool, volume: seedName, format: 'raw' };
+  }
+  return out;
+}
+
+/** Delete volumes (never called with a base volume). */
+export async function removeVolumes(v: Virsh, vols: { pool: string; name: string }[], o: { ifExists?: boolean } = {}): Promise<void> {
+  for (const vol of vols) {
+    if (vol.name.startsWith('kumo-base-')) continue;
+    if (o.ifExists && !(await volExists(v, vol.pool, vol.name))) continue;
+    await v.call(['vol-delete', '--pool', vol.pool, '--', vol.name]);
+  }
+}
+
+/** Run qemu-img info on a local file (for the pool form). */
+export async function qemuImgInfo(path: string): Promise<{ format: string; virtualSize: number; backing?: string; backingFormat?: string }> {
+  const info = JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', path])).stdout) as Record<string, unknown>;
+  return {
+    format: String(info.format),
+    virtualSize: Number(info['virtual-size']),
+    ...(typeof info['full-backing-filename'] === 'string' ? { backing: info['full-backing-filename'] } : typeof info['backing-filename'] === 'string' ? { backing: info['backing-filename'] } : {}),
+    ...(typeof info['backing-filename-format'] === 'string' ? { backingFormat: info['backing-filename-format'] } : {}),
+  };
+}

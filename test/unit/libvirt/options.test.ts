@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectionError, isLocalUri, parseUri, reachHost, parseNetworkOption, parseDomifaddr, libvirtOptions, firstError } from '../../../src/driver/libvirt/index.js';
+
+test('libvirt URIs: parsed, local or remote, invalid ones refused', () => {
+  assert.deepEqual(parseUri('qemu:///system'), { uri: 'qemu:///system', driver: 'qemu', path: '/system' });
+  const r = parseUri('qemu+ssh://alice@host.example:2222/system?keyfile=/k');
+  assert.equal(r.transport, 'ssh');
+  assert.equal(r.host, 'host.example');
+  assert.equal(r.port, 2222);
+  assert.equal(r.user, 'alice');
+  assert.equal(r.path, '/system');
+  assert.equal(isLocalUri('qemu:///session'), true);
+  assert.equal(isLocalUri('qemu+tcp://127.0.0.1/system'), true);
+  assert.equal(isLocalUri('qemu+ssh://host.example/system'), false);
+  assert.equal(reachHost('qemu+ssh://host.example/system'), 'host.example');
+  assert.equal(reachHost('qemu+tcp://localhost/system'), '127.0.0.1');
+  for (const bad of ['', 'system', '/var/run/libvirt', 'qemu:///system with space']) {
+    assert.throws(() => parseUri(bad), (e: Error & { code?: string; hint?: string }) => e.code === 'LIBVIRT_URI_INVALID' && !!e.hint);
+  }
+});
+
+test("libvirt's error text becomes a typed error with a hint", () => {
+  const cases: [string, string][] = [
+    ["error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory", 'LIBVIRT_UNREACHABLE'],
+    ["error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Permission denied", 'LIBVIRT_PERMISSION_DENIED'],
+    ['error: failed to connect to the hypervisor\nerror: no connection driver available for foo:///system', 'LIBVIRT_URI_UNKNOWN'],
+    ["error: failed to connect to the hypervisor\nerror: internal error: unexpected qemu URI path '/bogus', try qemu:///system", 'LIBVIRT_URI_UNKNOWN'],
+    ["error: failed to connect to the hypervisor\nerror: unable to connect to server at '127.0.0.1:16509': Connection refused", 'LIBVIRT_UNREACHABLE'],
+    ['error: failed to connect to the hypervisor\nerror: Cannot recv data: ssh: connect to host 127.0.0.1 port 1: Connection refused: Connection reset by peer', 'LIBVIRT_UNREACHABLE'],
+  ];
+  for (const [stderr, code] of cases) {
+    const e = connectionError('qemu:///system', stderr);
+    assert.equal(e?.code, code, stderr);
+    assert.ok(e?.hint, 'a hint');
+    assert.match(e!.message, /qemu:\/\/\/system/);
+    assert.doesNotMatch(e!.message, /failed to connect to the hypervisor/);
+  }
+  assert.equal(connectionError('qemu:///system', "error: failed to get domain 'x'"), undefined);
+  assert.equal(firstError('error: a\nerror: b\n'), 'a: b');
+});
+
+test('network option, domifaddr parsing and driver options', () => {
+  assert.deepEqual(parseNetworkOption(undefined), { kind: 'user' });
+  assert.deepEqual(parseNetworkOption('network:default'), { kind: 'network', name: 'default' });
+  assert.deepEqual(parseNetworkOption('default'), { kind: 'network', name: 'default' });
+  assert.deepEqual(parseNetworkOption('bridge:br0'), { kind: 'bridge', name: 'br0' });
+  assert.throws(() => parseNetworkOption('network:a b'), /not a libvirt network/);
+  const out = ` vnet0      52:54:00:0c:9d:1a    ipv4         192.168.122.57/24\n vnet0      52:54:00:0c:9d:1a    ipv6         fe80::1/64\n`;
+  assert.equal(parseDomifaddr(out, '52:54:00:0C:9D:1A'), '192.168.122.57');
+  assert.equal(parseDomifaddr(out, '52:54:00:00:00:00'), undefined);
+  const o = libvirtOptions({ name: 'a', driverOptions: { connect: 'qemu+tcp://127.0.0.1/system', pool: 'p' } });
+  assert.deepEqual(o, { connect: 'qemu+tcp://127.0.0.1/system', domain: 'a', network: { kind: 'user' }, forwardAddr: '127.0.0.1', pool: 'p' });
+  assert.throws(() => libvirtOptions({ name: 'a', driverOptions: { connect: 'nope' } }), /not a libvirt connection URI/);
+});
