@@ -49,8 +49,9 @@ export async function streamConsoleLog(paths: KumoPaths, name: string, write: (c
   if (!o.follow) return;
   while (!o.signal?.aborted) {
     await new Promise<void>((r) => {
-      const t = setTimeout(r, 200);
-      o.signal?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+      const onAbort = () => (clearTimeout(t), r());
+      const t = setTimeout(() => (o.signal?.removeEventListener('abort', onAbort), r()), 200);
+      o.signal?.addEventListener('abort', onAbort, { once: true });
     });
     await pump();
   }
