@@ -348,7 +348,11 @@ export function resolveBackingPath(imagePath: string, backingName: string): stri
     });
   }
   const name = backingName.startsWith('file:') ? backingName.slice(5) : backingName;
-  return isAbsolute(name) ? resolve(name) : resolve(dirname(resolve(imagePath)), name);
+  if (isAbsolute(name)) return name;
+  // QEMU's path_combine: the folder of the image, then the name, with no lexical '..' folding
+  // (a '..' after a symlinked folder means what the kernel says it means).
+  const dir = dirname(isAbsolute(imagePath) ? imagePath : resolve(imagePath));
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
 
 async function virtualSizeOf(path: string, format: DiskFormat, size: number): Promise<number> {
@@ -363,7 +367,9 @@ async function virtualSizeOf(path: string, format: DiskFormat, size: number): Pr
     }
     case 'vhd': {
       const f = await readAt(path, size - 512, 512);
-      return f.length === 512 && f.toString('latin1', 0, 8) === 'conectix' ? Number(f.readBigUInt64BE(48)) : 0;
+      if (f.length !== 512 || f.toString('latin1', 0, 8) !== 'conectix') return 0;
+      // fixed disks (type 2): the data before the footer, as QEMU reports; dynamic: current_size
+      return f.readUInt32BE(60) === 2 ? size - 512 : Number(f.readBigUInt64BE(48));
     }
     case 'vdi': {
       const h = await readAt(path, 0, 0x200);

@@ -87,7 +87,7 @@ test('sniffs formats by magic bytes', () => {
 });
 
 test('relative backing names resolve against the folder of the image that names them', () => {
-  assert.equal(resolveBackingPath('/srv/vms/a/overlay.qcow2', '../base/b.qcow2'), '/srv/vms/base/b.qcow2');
+  assert.equal(resolveBackingPath('/srv/vms/a/overlay.qcow2', '../base/b.qcow2'), '/srv/vms/a/../base/b.qcow2', 'no lexical folding, like QEMU');
   assert.equal(resolveBackingPath('/srv/vms/a/overlay.qcow2', 'b.qcow2'), '/srv/vms/a/b.qcow2');
   assert.equal(resolveBackingPath('/srv/vms/a/overlay.qcow2', '/abs/b.qcow2'), '/abs/b.qcow2');
   assert.equal(resolveBackingPath('/srv/o.qcow2', 'file:/abs/b.qcow2'), '/abs/b.qcow2');
