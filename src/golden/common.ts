@@ -18,6 +18,8 @@ export interface GoldenOpOptions {
 export interface StopFirstOptions extends GoldenOpOptions {
   /** Stop a running instance first (graceful power-down) instead of refusing. */
   stop?: boolean;
+  /** With `stop`: seconds to wait for the graceful power-down before forcing it (default: stopInstance's). */
+  stopTimeoutSec?: number;
 }
 
 const RUNNING = new Set(['running', 'paused', 'unknown', 'creating']);
@@ -36,7 +38,7 @@ export async function ensureStopped(paths: KumoPaths, name: string, what: string
       hint: `stop it first (kumo stop ${name}), or let kumo stop it: ${opts.usage}`,
       details: { instance: name, state: st.state },
     });
-  await stopInstance(paths, name, { ...(opts.onEvent ? { onEvent: opts.onEvent } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  await stopInstance(paths, name, { ...(opts.stopTimeoutSec !== undefined ? { timeoutSec: opts.stopTimeoutSec } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
 }
 
 /** Bytes a qcow2 copy of the whole chain of `disk` needs at most (qemu-img measure). */
