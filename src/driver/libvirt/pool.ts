@@ -12,7 +12,7 @@ import { NotFoundError } from '../../core/errors.js';
 import type { Emitter } from '../../events/events.js';
 import type { InstanceRuntime } from '../driver.js';
 import { run } from '../../core/exec.js';
-import { firstError, type Virsh } from './virsh.js';
+import { firstError, withXmlFile, type Virsh } from './virsh.js';
 import { buildVolumeXml, type DiskSource } from './xml.js';
 
 export interface PreparedVolumes {
@@ -81,7 +81,7 @@ export async function prepareVolumes(v: Virsh, pool: string, domain: string, rt:
       }
       const basePath = await volPath(v, pool, baseName);
       const xml = buildVolumeXml({ name: diskName, capacityBytes: info.virtualSize, format: 'qcow2', backing: { path: basePath, format: baseFormat === 'raw' ? 'raw' : 'qcow2' } });
-      await v.call(['vol-create', '--pool', pool, '--file', '/dev/stdin'], { input: xml });
+      await withXmlFile(xml, (f) => v.call(['vol-create', '--pool', pool, '--file', f]));
     } else {
       // A standalone disk (no base): upload it whole.
       await uploadVolume(v, pool, diskName, rt.disk.path, info.format);

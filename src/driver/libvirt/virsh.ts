@@ -4,7 +4,9 @@
  * unreachable, permission denied on its socket, a URI no driver understands, a domain that does
  * not exist.
  */
-import { hostname } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CommandFailedError, ConflictError, EnvironmentError, InvalidInputError, KumoError, NotFoundError } from '../../core/errors.js';
 import { run, type RunResult } from '../../core/exec.js';
 
@@ -191,9 +193,9 @@ export class Virsh {
     return m ? { state: m[1]!, reason: m[2]! } : { state: r.stdout.trim() };
   }
 
-  /** Define (or redefine) a domain from XML, given on stdin through /dev/stdin. */
+  /** Define (or redefine) a domain from XML. */
   async define(xml: string): Promise<void> {
-    const r = await this.raw(['define', '--file', '/dev/stdin'], { input: xml });
+    const r = await withXmlFile(xml, (f) => this.raw(['define', '--file', f]));
     if (r.code !== 0) {
       const m = /domain '([^']*)' already exists with uuid/.exec(r.stderr);
       if (m) throw new ConflictError('LIBVIRT_DOMAIN_EXISTS', `libvirt at ${this.uri} already has a domain '${m[1]}' with another UUID`, { hint: 'choose another instance name', details: { uri: this.uri } });
@@ -210,4 +212,19 @@ export class Virsh {
 /** The name kumo records as the client in a domain's metadata. */
 export function clientName(): string {
   return hostname();
+}
+
+/**
+ * Run `fn` with the XML in a private temp file (virsh reads XML only from files; /dev/stdin
+ * is not openable when stdin is a socket, as Node's pipes are).
+ */
+export async function withXmlFile<T>(xml: string, fn: (file: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'kumo-virsh-'));
+  try {
+    const f = join(dir, 'object.xml');
+    await writeFile(f, xml, { mode: 0o600 });
+    return await fn(f);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
