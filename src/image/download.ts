@@ -67,29 +67,73 @@ class Hasher {
   }
 }
 
-/** A file writer that hashes every byte it is given, in order, before writing it. */
-class HashingWriter extends Writable {
-  pending: Promise<unknown> = Promise.resolve();
-  constructor(
-    private readonly fh: FileHandle,
-    private readonly hasher: Hasher,
-    private readonly onBytes: () => void,
-  ) {
-    super({ highWaterMark: 4 * 1024 * 1024 });
+/**
+ * Stream a response body into the file: every chunk is hashed as it arrives, chunks are batched
+ * (1 MiB) into one write at a time that overlaps with receiving the next batch, and written data is
+ * flushed to disk in the background every 256 MiB so that the final fsync is short.
+ */
+async function pump(body: AsyncIterable<Buffer>, fh: FileHandle, hasher: Hasher, onWritten: () => void): Promise<void> {
+  const MAX_BATCH = 4 * 1024 * 1024;
+  const SYNC_EVERY = 256 * 1024 * 1024;
+  let pending: Promise<void> = Promise.resolve();
+  let writing = false;
+  let syncing: Promise<void> | undefined;
+  let sinceSync = 0;
+  let batch: Buffer[] = [];
+  let batchLen = 0;
+  const start = () => {
+    const bufs = batch;
+    const len = batchLen;
+    batch = [];
+    batchLen = 0;
+    writing = true;
+    pending = writeAll(fh, bufs, len).then(() => {
+      writing = false;
+      onWritten();
+      sinceSync += len;
+      if (sinceSync >= SYNC_EVERY && !syncing) {
+        sinceSync = 0;
+        syncing = fh.datasync().finally(() => (syncing = undefined));
+      }
+      // What arrived meanwhile goes out at once.
+      if (batchLen) start();
+    });
+    pending.catch(() => {});
+  };
+  let failed: unknown;
+  try {
+    for await (const c of body) {
+      hasher.update(c);
+      batch.push(c);
+      batchLen += c.length;
+      if (!writing) start();
+      else if (batchLen >= MAX_BATCH) {
+        await pending; // back-pressure: the disk is slower than the network
+        while (writing) await pending;
+        if (batchLen) start();
+      }
+    }
+  } catch (e) {
+    failed = e;
   }
-  override _writev(chunks: { chunk: Buffer }[], cb: (e?: Error | null) => void): void {
-    const bufs = chunks.map((c) => c.chunk);
-    for (const b of bufs) this.hasher.update(b);
-    this.pending = this.fh.writev(bufs).then(
-      () => {
-        this.onBytes();
-        cb();
-      },
-      (e) => cb(e),
-    );
+  // Let every received byte land (also after a cut: resume continues from there).
+  for (;;) {
+    await pending;
+    if (!batchLen && !writing) break;
+    if (!writing) start();
   }
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this._writev([{ chunk }], cb);
+  await syncing?.catch(() => {});
+  if (failed) throw failed;
+}
+
+async function writeAll(fh: FileHandle, bufs: Buffer[], len: number): Promise<void> {
+  let { bytesWritten } = await fh.writev(bufs);
+  if (bytesWritten === len) return;
+  // Short write: finish the rest one buffer at a time.
+  const rest = Buffer.concat(bufs).subarray(bytesWritten);
+  while (bytesWritten < len) {
+    const r = await fh.write(rest, bytesWritten - (len - rest.length));
+    bytesWritten += r.bytesWritten;
   }
 }
 
@@ -202,11 +246,9 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
         }
         const before = hasher.bytes;
         emit(true);
-        const writer = new HashingWriter(fh, hasher, () => emit());
         try {
-          await pipeline(res, writer);
+          await pump(res as AsyncIterable<Buffer>, fh, hasher, () => emit());
         } catch (e) {
-          await writer.pending.catch(() => {});
           if (opts.signal?.aborted) throw e;
           const code = (e as NodeJS.ErrnoException).code;
           if (code && /^E(NOSPC|DQUOT|ROFS|ACCES|PERM|IO)$/.test(code)) throw fsError(e, opts.part, 'write');
