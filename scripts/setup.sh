@@ -10,7 +10,7 @@ PACKAGES=(
   debootstrap grub-pc-bin grub-efi-amd64-bin grub2-common e2fsprogs dosfstools mtools fdisk  # kumo image build
   zstd xz-utils                               # compressed downloads
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients  # the libvirt driver
-  genisoimage xorriso cloud-image-utils       # tests and benchmarks: independent ISO readers, cloud-localds
+  genisoimage xorriso libarchive-tools fuseiso cloud-image-utils  # tests and benches: independent ISO readers, cloud-localds
   util-linux procps iproute2 ca-certificates  # mount, losetup, pgrep, ss
 )
 
