@@ -299,6 +299,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
           throw new MirrorUnreachableError(d.mirror, 'debootstrap could not download from it');
         throw e;
       }
+      // the bootstrap leaves its packages and lists in the tree: keep the packages in the cache, drop both from the tree
+      await trimBootstrap(target, archives);
       if (!opts.noCache) {
         await mkdir(dirname(bsTar), { recursive: true });
         const part = `${bsTar}.partial-${process.pid}`;
@@ -398,6 +400,18 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     if (!ok) await unlink(tmpOut).catch(() => {});
     await log.close();
   }
+}
+
+/** Move the bootstrap's .deb files to the package cache and empty apt's lists in the tree. */
+async function trimBootstrap(target: string, archives: string): Promise<void> {
+  const a = join(target, 'var/cache/apt/archives');
+  for (const n of await readdir(a).catch(() => [] as string[])) {
+    if (!n.endsWith('.deb')) continue;
+    if (!existsSync(join(archives, n))) await rename(join(a, n), join(archives, n)).catch(() => copyFile(join(a, n), join(archives, n)));
+    await rm(join(a, n), { force: true });
+  }
+  const l = join(target, 'var/lib/apt/lists');
+  for (const n of await readdir(l).catch(() => [] as string[])) if (n !== 'partial' && n !== 'lock') await rm(join(l, n), { recursive: true, force: true });
 }
 
 /** Copy the merged hooks, environment and runner into the tree; keep daemons from starting; give it DNS. */
