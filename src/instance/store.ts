@@ -101,7 +101,10 @@ export class IncompleteInstanceError extends ConflictError {
 export async function readRecord(paths: KumoPaths, name: string): Promise<InstanceRecord> {
   const f = instanceFiles(paths, name);
   if (!(await exists(f.dir))) throw new InstanceNotFoundError(name);
-  if (!(await exists(f.record))) throw new IncompleteInstanceError(name, !!(await lockHolder(f.lock)));
+  if (!(await exists(f.record))) {
+    const holder = await lockHolder(f.lock);
+    throw new IncompleteInstanceError(name, !!holder && holder.pid !== process.pid);
+  }
   return readJson<InstanceRecord>(f.record);
 }
 
