@@ -13,8 +13,9 @@
  * - Networking: user-mode (the default), ssh and the user's ports forwarded from the host by
  *   `hostfwd_add` through the monitor once QEMU runs; or a libvirt network (`network:default`),
  *   the guest's address then read from the network's DHCP leases (`sshEndpoint`).
- * - Stop: ACPI shutdown, destroy after the timeout. Delete (`cleanup`): undefine (with --nvram for
- *   UEFI) and remove kumo's volumes, never a base.
+ * - Stop: ACPI shutdown, destroy after the timeout. Delete (`purge`, or `cleanup` under the
+ *   instance's 'delete' lock): undefine (with --nvram for UEFI) and remove kumo's volumes, never
+ *   a base.
  * - Status comes from `virsh domstate`; a domain removed behind kumo's back reads as stopped with
  *   a detail saying so, and the next start defines it again (the "de-sync" repair).
  */
@@ -161,7 +162,8 @@ export class LibvirtDriver implements Driver {
     const xml = await v.dumpxml(o.domain, true).catch(() => undefined);
     const facts = xml ? parseDomainFacts(xml) : undefined;
     if (facts && !ownedBy(facts, rt)) {
-      return { state: 'unknown', detail: `the domain '${o.domain}' at ${o.connect} is not this instance's (${ownerText(facts.metadata) ?? 'not made by kumo'})` };
+      // This instance has no domain; the name is someone else's (start will refuse, delete leaves it alone).
+      return { state: 'stopped', detail: `the domain name '${o.domain}' at ${o.connect} is taken by ${ownerText(facts.metadata) ?? 'a domain kumo did not make'}; this instance has no domain` };
     }
     const state = mapState(st.state, st.reason);
     const r: RuntimeStatus = { state, accel: facts?.type === 'kvm' ? 'kvm' : 'tcg' };
@@ -354,7 +356,19 @@ export class LibvirtDriver implements Driver {
     }
   }
 
+  /**
+   * Leftovers after a stop: libvirt keeps none (the domain stays defined while the instance
+   * exists). When the instance is being deleted (its lock is held by this process for 'delete'),
+   * this is `purge`: the domain is undefined and kumo's volumes removed.
+   */
   async cleanup(rt: InstanceRuntime): Promise<void> {
+    const { readLockOwner } = await import('../../core/lock.js');
+    const owner = await readLockOwner(join(rt.dir, 'lock')).catch(() => undefined);
+    if (owner && owner.pid === process.pid && owner.op === 'delete') await this.purge(rt);
+  }
+
+  /** Delete: undefine the domain (with its NVRAM) and remove kumo's volumes; never a base. The machine must be stopped. */
+  async purge(rt: InstanceRuntime): Promise<void> {
     const o = libvirtOptions(rt);
     const v = this.virsh(o);
     let facts: DomainFacts | undefined;

@@ -136,12 +136,14 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     assert.equal(s.state, 'crashed', JSON.stringify(s));
     await driver.start(rt);
     assert.equal((await driver.status(rt)).state, 'running');
-    await assert.rejects(driver.cleanup(rt), (e: Error & { code?: string }) => e.code === 'INSTANCE_RUNNING');
+    await assert.rejects(driver.purge(rt), (e: Error & { code?: string }) => e.code === 'INSTANCE_RUNNING');
     await driver.stop(rt, { force: true });
-    await driver.cleanup(rt);
+    await driver.cleanup(rt); // after a stop: nothing to clean, the domain stays defined
+    assert.equal(virsh(lv.uri, 'domstate', 'alpha').out.trim(), 'shut off');
+    await driver.purge(rt);
     assert.notEqual(virsh(lv.uri, 'domstate', 'alpha').status, 0, 'the domain is undefined');
     assert.ok((await stat(base)).isFile(), 'the base is never removed');
-    await driver.cleanup(rt); // idempotent
+    await driver.purge(rt); // idempotent
     await rm(rt.dir, { recursive: true }); // as the instance layer's delete does
   });
 
@@ -182,8 +184,10 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
       assert.match(e.hint ?? '', /another instance name/);
       return true;
     });
-    assert.equal((await driver.status(rt)).state, 'unknown');
-    await driver.cleanup(rt);
+    const st = await driver.status(rt);
+    assert.equal(st.state, 'stopped');
+    assert.match(st.detail ?? '', /taken by a domain kumo did not make/);
+    await driver.purge(rt);
     assert.equal(virsh(lv.uri, 'dumpxml', 'taken').out, before, 'the foreign domain is unchanged');
     // Another kumo home's instance of the same name is not ours either.
     const other = await instance('gamma');
@@ -191,7 +195,7 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     await driver.stop(other, { force: true });
     const impostor = { ...other, paths: pathsFor('/tmp/another-kumo-home'), dir: '/tmp/another-kumo-home/instances/gamma' };
     await assert.rejects(driver.start(impostor), /belongs to kumo instance 'gamma' of .*kumo-lv-it/);
-    await driver.cleanup(other);
+    await driver.purge(other);
     virsh(lv.uri, 'undefine', 'taken');
   });
 
@@ -252,7 +256,7 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     const disks = await libvirtDisks(rt.paths, [lv.uri]);
     assert.ok(disks.some((d) => d.disk === join(poolDir, 'kumo-remote1-disk.qcow2') && /remote1/.test(d.owner)), JSON.stringify(disks));
     await driver.stop(rt, { force: true });
-    await driver.cleanup(rt);
+    await driver.purge(rt);
     const after = virsh(lv.tcpUri, 'vol-list', '--pool', 'kumotest').out;
     assert.doesNotMatch(after, /kumo-remote1-/);
     assert.match(after, new RegExp(baseVol!.replace(/\./g, '\\.')), 'the base volume stays');
