@@ -117,8 +117,10 @@ test('ssh uses the host key kumo made (strict checking) and the guest has the in
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim(), NAME);
   const pub = (await readFile(join(home, 'instances', NAME, 'ssh_host_ed25519_key.pub'), 'utf8')).split(' ')[1];
-  const g = await k(['exec', NAME, '--', 'cat', '/etc/ssh/ssh_host_ed25519_key.pub']);
-  assert.equal(g.stdout.split(' ')[1], pub);
+  // an independent reader: what the guest's sshd really offers
+  const port = JSON.parse((await k(['port', 'list', NAME, '--json'])).stdout).ssh.hostPort;
+  const scan = execFileSync('ssh-keyscan', ['-p', String(port), '-t', 'ed25519', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  assert.equal(scan.trim().split(/\s+/)[2], pub);
 });
 
 test('ports: the launch forward answers; add and remove while running', async () => {
