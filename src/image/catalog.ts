@@ -419,6 +419,9 @@ export async function findSumsBeside(url: string, opts: RetryOptions = {}): Prom
       const { text } = await fetchText(c, { ...opts, retries: 0, maxBytes: 4 * 1024 * 1024 });
       const hit = parseSumsFile(text).get(filename);
       if (hit) return { checksum: hit, from: c };
+      // `<file>.sha256` may hold the bare digest.
+      const bare = /^([0-9a-fA-F]{64}|[0-9a-fA-F]{128})\s*$/.exec(text.trim());
+      if (bare && c.startsWith(url)) return { checksum: { algo: bare[1]!.length === 64 ? 'sha256' : 'sha512', hex: bare[1]!.toLowerCase() }, from: c };
     } catch {
       /* not there; try the next */
     }

@@ -73,7 +73,9 @@ class Hasher {
  * flushed to disk in the background every 256 MiB so that the final fsync is short.
  */
 async function pump(body: AsyncIterable<Buffer>, fh: FileHandle, hasher: Hasher, onWritten: () => void): Promise<void> {
-  const MAX_BATCH = 4 * 1024 * 1024;
+  const MIN_BATCH = 1024 * 1024;
+  const MAX_BATCH = 8 * 1024 * 1024;
+  let lastStart = Date.now();
   const SYNC_EVERY = 256 * 1024 * 1024;
   let pending: Promise<void> = Promise.resolve();
   let writing = false;
@@ -87,6 +89,7 @@ async function pump(body: AsyncIterable<Buffer>, fh: FileHandle, hasher: Hasher,
     batch = [];
     batchLen = 0;
     writing = true;
+    lastStart = Date.now();
     pending = writeAll(fh, bufs, len).then(() => {
       writing = false;
       onWritten();
@@ -95,8 +98,8 @@ async function pump(body: AsyncIterable<Buffer>, fh: FileHandle, hasher: Hasher,
         sinceSync = 0;
         syncing = fh.datasync().finally(() => (syncing = undefined));
       }
-      // What arrived meanwhile goes out at once.
-      if (batchLen) start();
+      // What arrived meanwhile goes out at once when it is worth a write.
+      if (batchLen >= MIN_BATCH) start();
     });
     pending.catch(() => {});
   };
@@ -106,7 +109,8 @@ async function pump(body: AsyncIterable<Buffer>, fh: FileHandle, hasher: Hasher,
       hasher.update(c);
       batch.push(c);
       batchLen += c.length;
-      if (!writing) start();
+      // Few large writes are faster; but a slow download still reaches the disk every 200 ms.
+      if (!writing && (batchLen >= MIN_BATCH || Date.now() - lastStart > 200)) start();
       else if (batchLen >= MAX_BATCH) {
         await pending; // back-pressure: the disk is slower than the network
         while (writing) await pending;
