@@ -234,10 +234,16 @@ export function validateSpec(input: InstanceSpecInput, opts: ValidateOptions = {
 
   let userDataPath: string | undefined;
   let userDataText: string | undefined;
+  let inlineText = input.userDataText;
   if (input.userData !== undefined) {
-    if (typeof input.userData !== 'string' || !input.userData) issues.push({ path: 'userData', message: 'must be a file path', hint: 'a cloud-init user-data file' });
-    else userDataPath = resolve(cwd, expandHome(input.userData));
+    if (typeof input.userData !== 'string' || !input.userData) issues.push({ path: 'userData', message: 'must be a file path or user-data content', hint: 'a cloud-init user-data file' });
+    // Content given directly (the library's `userData: '#cloud-config\n...'`): it has a newline or starts like user-data.
+    else if (looksLikeUserData(input.userData)) {
+      if (inlineText !== undefined) issues.push({ path: 'userData', message: 'user-data content given twice (userData and userDataText)', hint: 'give one' });
+      else inlineText = input.userData;
+    } else userDataPath = resolve(cwd, expandHome(input.userData));
   }
+  if (inlineText !== undefined) input = { ...input, userDataText: inlineText };
   if (input.userDataText !== undefined) {
     if (typeof input.userDataText !== 'string') issues.push({ path: 'userDataText', message: 'must be a string', hint: 'cloud-init user-data content' });
     else if (userDataPath) issues.push({ path: 'userDataText', message: 'cannot be given together with userData', hint: 'give a file or the content, not both' });
@@ -312,6 +318,10 @@ export function validateSpec(input: InstanceSpecInput, opts: ValidateOptions = {
     seedFormat: seedFormat as InstanceSpec['seedFormat'],
     firmware: firmware as InstanceSpec['firmware'],
   };
+}
+
+function looksLikeUserData(s: string): boolean {
+  return s.includes('\n') || /^(#cloud-config|#!|#include|#cloud-boothook|## template|Content-Type:|MIME-Version:)/i.test(s);
 }
 
 function portFromObject(p: unknown): PortForward | string {

@@ -73,7 +73,7 @@ test('launch: boots, waits for ssh and cloud-init, shows the stages', async () =
   const dir = join(home, 'instances', NAME);
   for (const f of ['instance.json', 'disk.qcow2', 'seed.iso', 'known_hosts', 'qemu.pid', 'qmp.sock', 'serial.log']) assert.ok(existsSync(join(dir, f)), f);
   // The disk is an overlay on the stored base, with its format recorded (-F), never a copy.
-  const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', join(dir, 'disk.qcow2')]).toString());
+  const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', join(dir, 'disk.qcow2')]).toString());
   assert.match(info['backing-filename'], new RegExp(`^${join(home, 'images')}`));
   assert.equal(info['backing-filename-format'], 'qcow2');
 });

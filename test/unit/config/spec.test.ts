@@ -121,3 +121,12 @@ test('loadSpecFile parses YAML (relative paths against the file) and validateSpe
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('userData: content given directly (library) is kept as content, a path as a path', () => {
+  const a = validateSpec({ name: 'a', userData: '#cloud-config\npackages: [nginx]\n' });
+  assert.equal(a.userDataText, '#cloud-config\npackages: [nginx]\n');
+  assert.equal(a.userDataPath, undefined);
+  const b = validateSpec({ name: 'a', userData: 'init.yaml' }, { cwd: '/srv' });
+  assert.equal(b.userDataPath, '/srv/init.yaml');
+  assert.match(issuesOf({ name: 'a', userData: '#cloud-config\nx: [\n' })[0]!.message, /not valid YAML/);
+});
