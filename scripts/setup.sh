@@ -11,7 +11,7 @@ PACKAGES=(
   zstd xz-utils                               # compressed downloads
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients  # the libvirt driver
   genisoimage xorriso libarchive-tools fuseiso cloud-image-utils  # tests and benches: independent ISO readers, cloud-localds
-  util-linux procps iproute2 ca-certificates  # mount, losetup, pgrep, ss
+  util-linux procps iproute2 ca-certificates curl  # mount, losetup, pgrep, ss; curl for the download bench
 )
 
 SUDO=""
