@@ -122,3 +122,27 @@ test('SIGTERM in the middle of a build (kumo image build): exit as interrupted, 
   await new Promise((r) => setTimeout(r, 500));
   await assertNothingLeft(cache, out, marker);
 });
+
+test('an unreachable mirror is a clear error before anything is bootstrapped', async (t) => {
+  const cache = await mkdtemp(join(tmpdir(), 'kumo-build-mirror-'));
+  t.after(() => rm(cache, { recursive: true, force: true }));
+  const out = join(cache, 'out.qcow2');
+  await assert.rejects(
+    buildImage({ mirror: 'http://127.0.0.1:9/debian', noCache: true, output: out, cacheDir: cache }),
+    (e: unknown) => isKumoError(e) && e.code === 'MIRROR_UNREACHABLE' && e.message.includes('http://127.0.0.1:9/debian') && /--mirror/.test(e.hint ?? ''),
+  );
+  await assertNothingLeft(cache, out);
+});
+
+test('not root: kumo image build says it needs root', async (t) => {
+  const home = await mkdtemp(join(tmpdir(), 'kumo-build-noroot-'));
+  t.after(() => rm(home, { recursive: true, force: true }));
+  await run('chmod', ['0777', home]);
+  const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(repo, 'bin/kumo.js'), '--home', home, 'image', 'build', '-o', join(home, 'x.qcow2')], {
+    allowFailure: true,
+    env: { ...process.env, HOME: home },
+  });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /needs root/);
+  assert.equal(existsSync(join(home, 'x.qcow2')), false);
+});
