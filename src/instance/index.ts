@@ -41,3 +41,16 @@ export {
   type InstanceFiles,
 } from './store.js';
 export { consoleLogPath, streamConsoleLog } from './logs.js';
+// The instance spec (src/config/spec.ts): load, then validate.
+export {
+  loadSpecFile,
+  validateSpec,
+  loadUserData,
+  userDataProblem,
+  nameIssues,
+  assertValidName,
+  parsePortForward,
+  type InstanceSpec,
+  type InstanceSpecInput,
+  type ValidateOptions,
+} from '../config/spec.js';
