@@ -93,7 +93,7 @@ interface Identity {
 async function identity(name: string): Promise<Identity> {
   return {
     machineId: await sh(name, 'cat /etc/machine-id'),
-    hostKey: await sh(name, 'cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d" " -f2'),
+    hostKey: await sh(name, 'sudo -n cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d" " -f2'),
     hostname: await sh(name, 'hostname'),
   };
 }
@@ -181,6 +181,11 @@ test('golden images: customise, snapshot, capture + seal, launch two, clone, con
     ids.push(await identity(g));
   }
   const [i1, i2] = ids as [Identity, Identity];
+  for (const [g, id] of [['g1', i1], ['g2', i2]] as const) {
+    assert.match(id.hostKey, /^AAAA/, `${g} has an ed25519 host key`);
+    // the key the guest presents is the one kumo made for it (ssh pins it with StrictHostKeyChecking=yes)
+    assert.ok((await readFile(join(home, 'instances', g, 'known_hosts'), 'utf8')).includes(id.hostKey));
+  }
   assert.equal(i1.hostname, 'g1');
   assert.equal(i2.hostname, 'g2');
   assert.match(i1.machineId, /^[0-9a-f]{32}$/);
