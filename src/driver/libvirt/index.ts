@@ -3,6 +3,7 @@ import { registerDriver } from '../driver.js';
 import type { KumoPaths } from '../../config/paths.js';
 import { LibvirtDriver } from './driver.js';
 import { libvirtDisks } from './sync.js';
+import { registerDiskSource } from '../../image/index.js';
 
 export {
   LibvirtDriver,
@@ -36,22 +37,18 @@ export { parseXml, type XmlElement } from './xmlparse.js';
 export { prepareVolumes, removeVolumes, baseVolumeName, qemuImgInfo } from './pool.js';
 export { listKumoDomains, libvirtInstances, findDesync, repairDesync, libvirtDisks, type KumoDomain, type Desync, type LibvirtInstanceRef } from './sync.js';
 
-type DiskSourceFn = (paths: KumoPaths) => Promise<{ owner: string; disk: string }[]>;
-
 let registered = false;
 
 /**
  * Register the libvirt driver under 'libvirt', and its domains' disks with the image store's
- * in-use rule (when the image store offers `registerDiskSource`). Idempotent.
+ * in-use rule (`registerDiskSource`), so `kumo image rm/prune` see images that libvirt domains
+ * use. Idempotent; importing this module does it.
  */
-export async function registerLibvirt(): Promise<void> {
+export function registerLibvirt(): void {
   registerDriver('libvirt', () => new LibvirtDriver());
   if (registered) return;
   registered = true;
-  const image = (await import('../../image/index.js')) as Record<string, unknown>;
-  const reg = image.registerDiskSource as ((fn: DiskSourceFn) => void) | undefined;
-  if (typeof reg === 'function') reg((paths) => libvirtDisks(paths));
+  registerDiskSource((paths: KumoPaths) => libvirtDisks(paths));
 }
 
-// Importing this module makes the driver available by name at once.
-registerDriver('libvirt', () => new LibvirtDriver());
+registerLibvirt();

@@ -8,7 +8,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KumoPaths } from '../../config/paths.js';
 import { ConflictError } from '../../core/errors.js';
-import { LibvirtUnavailableError, Virsh, defaultUri, isLocalUri } from './virsh.js';
+import { which } from '../../core/exec.js';
+import { LibvirtUnavailableError, VIRSH, Virsh, defaultUri, isLocalUri } from './virsh.js';
 import { parseDomainFacts, type DomainFacts } from './xml.js';
 import { removeVolumes } from './pool.js';
 
@@ -146,6 +147,8 @@ export async function repairDesync(paths: KumoPaths, o: { uris?: string[]; force
  * use (plus the default one). Unreachable daemons are skipped: no daemon, no domain holds a disk.
  */
 export async function libvirtDisks(paths: KumoPaths, uris: string[] = []): Promise<{ owner: string; disk: string }[]> {
+  // No virsh, no libvirt domains to ask about.
+  if (!(await which(VIRSH))) return [];
   const instances = await libvirtInstances(paths);
   const all = [...new Set([defaultUri(), ...uris, ...instances.map((i) => i.connect)])].filter((u) => {
     try {

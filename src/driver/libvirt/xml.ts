@@ -4,7 +4,8 @@
  *
  * The domain mirrors what the QEMU driver runs: q35, virtio disk (the qcow2 overlay on the
  * read-only base, as a file or as a storage-pool volume with a backing store), the cloud-init seed
- * as a read-only SATA cdrom, a virtio NIC (user-mode networking, whose forwards kumo adds through
+ * as a second, read-only virtio disk (the same hardware as the QEMU driver gives: a SATA cdrom
+ * needs ahci + sr_mod, which minimal guest kernels may lack), a virtio NIC (user-mode networking, whose forwards kumo adds through
  * the monitor once the domain runs; or a libvirt network such as `default`), virtio-rng, the
  * serial console to a file, no graphics. `type='qemu'` (TCG) or `type='kvm'` as the accelerator
  * probe decides.
@@ -97,10 +98,10 @@ export function domainSpecProblems(s: DomainSpec): string[] {
   return p;
 }
 
-function diskXml(d: DiskSource, opts: { device: 'disk' | 'cdrom'; target: string; bus: string; readonly?: boolean; boot?: number }): string[] {
+function diskXml(d: DiskSource, opts: { device: 'disk' | 'cdrom'; target: string; bus: string; readonly?: boolean; raw?: boolean; boot?: number }): string[] {
   const type = d.kind === 'file' ? 'file' : 'volume';
   const src = d.kind === 'file' ? `<source file='${xmlEscape(d.path)}'/>` : `<source pool='${xmlEscape(d.pool)}' volume='${xmlEscape(d.volume)}'/>`;
-  const driver = opts.device === 'cdrom' ? `<driver name='qemu' type='raw'/>` : `<driver name='qemu' type='${d.format}' discard='unmap' cache='writeback'/>`;
+  const driver = opts.device === 'cdrom' || opts.raw ? `<driver name='qemu' type='raw'/>` : `<driver name='qemu' type='${d.format}' discard='unmap' cache='writeback'/>`;
   return [
     `    <disk type='${type}' device='${opts.device}'>`,
     `      ${driver}`,
@@ -158,7 +159,7 @@ export function buildDomainXml(s: DomainSpec): string {
   l.push('  <devices>');
   if (s.emulator) l.push(`    <emulator>${xmlEscape(s.emulator)}</emulator>`);
   l.push(...diskXml(s.disk, { device: 'disk', target: 'vda', bus: 'virtio', boot: 1 }));
-  if (s.seed) l.push(...diskXml(s.seed, { device: 'cdrom', target: 'sda', bus: 'sata', readonly: true }));
+  if (s.seed) l.push(...diskXml(s.seed, { device: 'disk', target: 'vdb', bus: 'virtio', readonly: true, raw: true }));
   switch (s.network.kind) {
     case 'user':
       l.push(`    <interface type='user'>`);

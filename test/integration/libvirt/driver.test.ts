@@ -86,7 +86,7 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
   });
 
   test('registered by name', async () => {
-    await registerLibvirt();
+    registerLibvirt();
     assert.equal((await getDriver('libvirt')).name, 'libvirt');
   });
 

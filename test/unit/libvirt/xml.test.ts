@@ -60,7 +60,8 @@ test('domain XML for TCG with files: libvirt schema accepts it and the elements 
   assert.equal(child(d0, 'source')!.attrs.file, base.disk.kind === 'file' ? base.disk.path : '');
   assert.equal(child(d0, 'driver')!.attrs.type, 'qcow2');
   assert.equal(child(d0, 'target')!.attrs.bus, 'virtio');
-  assert.equal(d1!.attrs.device, 'cdrom');
+  assert.equal(d1!.attrs.device, 'disk');
+  assert.equal(child(d1, 'target')!.attrs.dev, 'vdb');
   assert.ok(child(d1, 'readonly'), 'the seed is read-only');
   assert.equal(child(d1, 'driver')!.attrs.type, 'raw');
   const nic = path(dom, 'devices', 'interface')!;
@@ -89,7 +90,7 @@ test('KVM, UEFI, a libvirt network and pool volumes', async () => {
   assert.equal(f.uuid, '1fe8389f-e5c2-44a2-a89a-4b528aa2c548');
   assert.deepEqual(f.disks.map((d) => [d.device, d.pool, d.volume]), [
     ['disk', 'default', 'kumo-web-1-disk.qcow2'],
-    ['cdrom', 'default', 'kumo-web-1-seed.iso'],
+    ['disk', 'default', 'kumo-web-1-seed.iso'],
   ]);
   assert.equal(f.interfaceType, 'network');
   assert.equal(f.networkName, 'default');
