@@ -77,6 +77,6 @@ function renderOptions(opts: Record<string, OptionSpec>): string[] {
     let desc = o.description;
     if (o.choices) desc += ` (${o.choices.join('|')})`;
     if (o.multiple) desc += ' (repeatable)';
-    return `  ${flag.padEnd(24)}${desc}`;
+    return flag.length >= 24 ? `  ${flag}\n  ${' '.repeat(24)}${desc}` : `  ${flag.padEnd(24)}${desc}`;
   });
 }
