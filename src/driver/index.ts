@@ -7,3 +7,6 @@ export { freePort, portFree, PortInUseError } from './net.js';
 export * from './qemu/index.js';
 
 registerDriver('qemu', () => new QemuDriver());
+
+// The libvirt backend registers itself (driver 'libvirt', and its disks with the image store).
+export * as libvirt from './libvirt/index.js';
