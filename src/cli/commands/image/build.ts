@@ -13,8 +13,8 @@ const build: CommandDef = {
   options: {
     distro: { type: 'string', description: 'distribution (default: debian)', placeholder: 'NAME' },
     release: { type: 'string', description: 'release (default: the distro\'s default, bookworm for debian)', placeholder: 'NAME' },
-    element: { type: 'string', short: 'e', multiple: true, description: 'an element to include (repeatable; replaces the default list)', placeholder: 'NAME' },
-    'elements-path': { type: 'string', multiple: true, description: 'a folder of extra elements, searched before the built-in ones (repeatable)', placeholder: 'DIR' },
+    element: { type: 'string', short: 'e', multiple: true, description: 'an element to include; replaces the default list', placeholder: 'NAME' },
+    'elements-path': { type: 'string', multiple: true, description: 'a folder of extra elements, searched before the built-in ones', placeholder: 'DIR' },
     size: { type: 'string', description: 'virtual disk size (default: 4G); the root grows to it at first boot', placeholder: 'SIZE' },
     format: { type: 'string', description: 'output format (default: qcow2)', choices: ['qcow2', 'raw'], placeholder: 'FORMAT' },
     compress: { type: 'boolean', description: 'compress the qcow2 clusters (smaller file, slower reads)' },
@@ -28,7 +28,7 @@ const build: CommandDef = {
     'sudo kumo image build --element vm --element cloud-init --element my-app --elements-path ./elements -o app.qcow2',
   ],
   async run(ctx, args) {
-    const { buildImage } = await import('../../../build/index.js');
+    const { buildImage, resolveDistro } = await import('../../../build/index.js');
     const { join } = await import('node:path');
     const { randomBytes } = await import('node:crypto');
     const paths = await ctx.paths();
@@ -37,6 +37,12 @@ const build: CommandDef = {
     const format = (optString(args, 'format') ?? 'qcow2') as 'qcow2' | 'raw';
     const elements = optList(args, 'element');
     const onEvent = ctx.out.events();
+    const name = optString(args, 'name') ?? `${distro}-${resolveDistro(distro, optString(args, 'release')).release}`;
+    if (!output) {
+      // check the name before a long build
+      const { checkImageName } = await import('../../../image/index.js');
+      checkImageName(name);
+    }
     const target = output ?? join(paths.tmp, `build-${process.pid}-${randomBytes(4).toString('hex')}.${format}`);
     const r = await buildImage({
       distro,
@@ -55,40 +61,34 @@ const build: CommandDef = {
     });
     let registered: unknown;
     if (!output) {
-      const name = optString(args, 'name') ?? `${r.distro}-${r.release}`;
-      const imageApi = (await import('../../../image/index.js')) as Record<string, unknown>;
-      const importImage = imageApi.importImage as
-        | ((p: typeof paths, file: string, o: { name: string; move?: boolean; metadata?: Record<string, unknown>; source?: Record<string, unknown>; onEvent?: typeof onEvent }) => Promise<unknown>)
-        | undefined;
-      if (typeof importImage !== 'function') {
+      const { importImage } = await import('../../../image/index.js');
+      try {
+        registered = await importImage(paths, target, {
+          name,
+          move: true,
+          metadata: {
+            distro: r.distro,
+            release: r.release,
+            elements: r.elements,
+            format: r.format,
+            builtAt: r.builtAt,
+            buildSeconds: r.buildSeconds,
+            sha256: r.sha256,
+            packages: r.packages,
+          },
+          source: { kind: 'built', distro: r.distro, release: r.release, elements: r.elements, log: r.logFile },
+          onEvent,
+          signal: ctx.signal,
+        });
+      } finally {
         const { rm } = await import('node:fs/promises');
         await rm(target, { force: true });
-        const { KumoError } = await import('../../../core/errors.js');
-        throw new KumoError('IMAGE_STORE_UNAVAILABLE', 'unsupported', 'the image was built but kumo\'s image store cannot register it yet (no importImage)', {
-          hint: 'give --output FILE to write the image to a file',
-        });
       }
-      registered = await importImage(paths, target, {
-        name,
-        move: true,
-        metadata: {
-          distro: r.distro,
-          release: r.release,
-          elements: r.elements,
-          format: r.format,
-          builtAt: r.builtAt,
-          buildSeconds: r.buildSeconds,
-          sha256: r.sha256,
-          packages: r.packages,
-        },
-        source: { type: 'build', distro: r.distro, release: r.release, elements: r.elements, log: r.logFile },
-        onEvent,
-      });
     }
     if (ctx.globals.json) ctx.out.jsonDoc({ ...r, packages: r.packages.length, registered });
     else {
       ctx.out.line(`built ${r.distro} ${r.release} in ${r.buildSeconds} s (${(r.sizeBytes / 1048576).toFixed(0)} MiB, ${r.packages.length} packages)`);
-      ctx.out.line(output ? `image: ${r.path}` : `registered as ${optString(args, 'name') ?? `${r.distro}-${r.release}`}`);
+      ctx.out.line(output ? `image: ${r.path}` : `registered as ${name}`);
       ctx.out.line(`log: ${r.logFile}`);
     }
   },
