@@ -57,12 +57,14 @@ async function main(): Promise<void> {
     const warm: number[] = [];
     let size = 0;
     for (let i = 0; i < runs; i++) {
+      console.error(`kumo cold build ${i + 1}/${runs}...`);
       const r = await buildImage({ output: join(dir, `cold-${i}.qcow2`), cacheDir: join(dir, `cold-cache-${i}`), noCache: true });
       cold.push(r.buildSeconds * 1000);
       size = r.sizeBytes;
       await rm(join(dir, `cold-cache-${i}`), { recursive: true, force: true });
       await rm(r.path, { force: true });
     }
+    console.error('filling the build cache...');
     await buildImage({ output: join(dir, 'prime.qcow2'), cacheDir: cache }); // fill the cache
     await rm(join(dir, 'prime.qcow2'), { force: true });
     for (let i = 0; i < runs; i++) {
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
         DIB_IMAGE_CACHE: join(dir, 'dib-cache'),
       };
       for (const [label, keepCache] of [['cold', false], ['warm', true]] as const) {
+        console.error(`diskimage-builder ${label} (-t tar)...`);
         if (!keepCache) await rm(join(dir, 'dib-cache'), { recursive: true, force: true });
         const t0 = Date.now();
         const r = spawnSync('disk-image-create', ['-t', 'tar', '-o', join(dir, `dib-${label}`), 'vm', 'debian-minimal'], { env, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
@@ -118,6 +121,7 @@ async function main(): Promise<void> {
       const u: number[] = [];
       for (let i = 0; i < Math.max(runs, 1); i++) {
         for (const [img, acc] of [[untuned.path, u], [tuned.path, t]] as const) {
+          console.error(`booting ${img}...`);
           const vm = await bootImage({ image: img, sshTimeoutMs: 600_000 });
           acc.push(vm.sshSeconds * 1000);
           await vm.stop();
