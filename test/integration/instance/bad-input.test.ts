@@ -168,3 +168,19 @@ test('commands on a missing instance say so', async () => {
     assert.match(r.stderr, /no instance named 'ghost'/);
   }
 });
+
+test('create rolls back what it made when a step fails after the folder was claimed', async () => {
+  const { createInstance } = await import('../../../src/instance/index.js');
+  const { pathsFor } = await import('../../../src/config/paths.js');
+  const h = await mkdtemp(join(tmpdir(), 'kumo-rollback-'));
+  try {
+    const paths = pathsFor(h);
+    await mkdir(paths.instances, { recursive: true });
+    // the scratch folder is a file: the host key step fails after the instance folder exists
+    await writeFile(paths.tmp, 'not a folder');
+    await assert.rejects(createInstance(paths, { name: 'rb', image: img }), (e: Error & { code?: string }) => typeof e.code === 'string');
+    assert.deepEqual(await readdir(paths.instances), []);
+  } finally {
+    await rm(h, { recursive: true, force: true });
+  }
+});
