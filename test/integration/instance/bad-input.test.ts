@@ -184,3 +184,25 @@ test('create rolls back what it made when a step fails after the folder was clai
     await rm(h, { recursive: true, force: true });
   }
 });
+
+test('logs: the whole console, a tail, and --follow picks up what is appended', async () => {
+  assert.equal((await k(['create', img, '--name', 'lg'])).code, 0);
+  const log = join(home, 'instances', 'lg', 'serial.log');
+  await writeFile(log, 'line one\nline two\n');
+  const all = await k(['logs', 'lg']);
+  assert.equal(all.stdout, 'line one\nline two\n');
+  assert.equal((await k(['logs', 'lg', '--tail', '9'])).stdout, 'line two\n');
+  const { streamConsoleLog } = await import('../../../src/instance/index.js');
+  const { pathsFor } = await import('../../../src/config/paths.js');
+  const ac = new AbortController();
+  let got = '';
+  const done = streamConsoleLog(pathsFor(home), 'lg', (c) => (got += c.toString()), { follow: true, signal: ac.signal });
+  await new Promise((r) => setTimeout(r, 300));
+  const { appendFile } = await import('node:fs/promises');
+  await appendFile(log, 'line three\n');
+  for (let i = 0; i < 50 && !got.includes('three'); i++) await new Promise((r) => setTimeout(r, 50));
+  ac.abort();
+  await done;
+  assert.equal(got, 'line one\nline two\nline three\n');
+  assert.equal((await k(['delete', 'lg'])).code, 0);
+});
