@@ -12,8 +12,14 @@
  *   sshKey: ~/.ssh/id_ed25519
  *   ports: ["8080:80", "127.0.0.1:5353:53/udp"]
  *   accel: auto           # auto | kvm | tcg
- *   driver: qemu
+ *   driver: qemu          # qemu | libvirt (the registered drivers)
+ *   connect: qemu:///system   # libvirt only: the connection URI
+ *   pool: default         # libvirt only: a storage pool for the instance's volumes
+ *   network: user         # libvirt only: user | network:NAME | bridge:NAME
  *   timeout: 600          # seconds to wait for readiness
+ *
+ * Driver-specific fields (DRIVER_OPTION_FIELDS) are accepted only with their driver and are
+ * carried in `InstanceSpec.driverOptions`, which instance.json keeps for the driver.
  */
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -22,6 +28,8 @@ import { gunzipSync } from 'node:zlib';
 import { parse as parseYaml } from 'yaml';
 import { fsError, InvalidInputError, ValidationError, type ValidationIssue } from '../core/errors.js';
 import type { PortForward } from '../driver/driver.js';
+import { parseUri } from '../driver/libvirt/virsh.js';
+import { parseNetworkOption, parsePoolOption } from '../driver/libvirt/xml.js';
 
 export const DEFAULTS = {
   image: 'debian-12',
@@ -63,6 +71,12 @@ export interface InstanceSpecInput {
   user?: unknown;
   seedFormat?: unknown;
   firmware?: unknown;
+  /** libvirt: connection URI. */
+  connect?: unknown;
+  /** libvirt: storage pool. */
+  pool?: unknown;
+  /** libvirt: user | network:NAME | bridge:NAME. */
+  network?: unknown;
   [k: string]: unknown;
 }
 
@@ -86,9 +100,73 @@ export interface InstanceSpec {
   timeoutSec: number;
   seedFormat: 'nocloud' | 'configdrive';
   firmware: 'bios' | 'uefi';
+  /** Driver-specific settings (only the fields of `driver`), stored in instance.json for the driver. */
+  driverOptions?: Record<string, unknown>;
 }
 
-const KNOWN_FIELDS = new Set(['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware']);
+/**
+ * Fields that belong to one driver: given with another driver they are a validation issue. Each
+ * has a pure check that returns the value to store or throws a KumoError (message + hint).
+ */
+export const DRIVER_OPTION_FIELDS: Record<string, Record<string, { flag: string; check: (v: unknown) => unknown }>> = {
+  libvirt: {
+    connect: {
+      flag: '--connect',
+      check: (v) => {
+        if (typeof v !== 'string' || !v) throw new InvalidInputError('LIBVIRT_URI_INVALID', 'must be a libvirt URI', { hint: 'e.g. qemu:///system, qemu:///session or qemu+ssh://user@host/system' });
+        parseUri(v);
+        return v;
+      },
+    },
+    pool: { flag: '--pool', check: (v) => parsePoolOption(v) },
+    network: {
+      flag: '--network',
+      check: (v) => {
+        parseNetworkOption(v);
+        return v;
+      },
+    },
+  },
+};
+
+/** The drivers whose option fields these are (for messages): field -> driver. */
+function fieldDriver(field: string): string | undefined {
+  for (const [driver, fields] of Object.entries(DRIVER_OPTION_FIELDS)) if (field in fields) return driver;
+  return undefined;
+}
+
+const KNOWN_FIELDS = new Set([
+  'name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware',
+  ...Object.values(DRIVER_OPTION_FIELDS).flatMap((f) => Object.keys(f)),
+]);
+
+/**
+ * Check the driver-specific fields of `input` against `driver`: a field of another driver is an
+ * issue (with the flag to add), a bad value is an issue with the driver's own message and hint.
+ * Returns the options to store (undefined when none was given).
+ */
+export function driverOptionsFrom(input: Record<string, unknown>, driver: string, issues: ValidationIssue[]): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(input)) {
+    const owner = fieldDriver(field);
+    if (!owner || value === undefined) continue;
+    if (owner !== driver) {
+      issues.push({
+        path: field,
+        message: `applies only to the ${owner} driver (the driver is ${driver})`,
+        hint: `add --driver ${owner} (driver: ${owner} in a spec file), or leave ${DRIVER_OPTION_FIELDS[owner]![field]!.flag} out`,
+      });
+      continue;
+    }
+    try {
+      out[field] = DRIVER_OPTION_FIELDS[owner]![field]!.check(value);
+    } catch (e) {
+      const err = e as Error & { hint?: string };
+      issues.push({ path: field, message: err.message, ...(err.hint ? { hint: err.hint } : {}) });
+    }
+  }
+  return Object.keys(out).length ? out : undefined;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Names
@@ -180,6 +258,8 @@ export interface ValidateOptions {
   cwd?: string;
   /** Whether a name is required (create needs one; the library may generate it). */
   requireName?: boolean;
+  /** The registered driver names (`driverNames()`); a driver not among them is an issue. */
+  drivers?: readonly string[];
 }
 
 /** Check every field, report every problem, fill in defaults. */
@@ -278,9 +358,13 @@ export function validateSpec(input: InstanceSpecInput, opts: ValidateOptions = {
 
   let driver = DEFAULTS.driver;
   if (input.driver !== undefined) {
-    if (typeof input.driver !== 'string' || !/^[a-z][a-z0-9-]*$/.test(input.driver)) issues.push({ path: 'driver', message: `${JSON.stringify(input.driver)} is not a driver name`, hint: 'qemu, libvirt, ...' });
+    const known = opts.drivers?.length ? opts.drivers.join(', ') : 'qemu, libvirt, ...';
+    if (typeof input.driver !== 'string' || !/^[a-z][a-z0-9-]*$/.test(input.driver)) issues.push({ path: 'driver', message: `${JSON.stringify(input.driver)} is not a driver name`, hint: `one of: ${known}` });
+    else if (opts.drivers?.length && !opts.drivers.includes(input.driver)) issues.push({ path: 'driver', message: `there is no driver named '${input.driver}'`, hint: `one of: ${known}` });
     else driver = input.driver;
   }
+  // With a driver name that is not valid, which driver's fields these are cannot be judged.
+  const driverOptions = input.driver === undefined || input.driver === driver ? driverOptionsFrom(input, driver, issues) : undefined;
 
   let timeoutSec = DEFAULTS.timeoutSec;
   if (input.timeout !== undefined) {
@@ -317,6 +401,7 @@ export function validateSpec(input: InstanceSpecInput, opts: ValidateOptions = {
     timeoutSec,
     seedFormat: seedFormat as InstanceSpec['seedFormat'],
     firmware: firmware as InstanceSpec['firmware'],
+    ...(driverOptions ? { driverOptions } : {}),
   };
 }
 

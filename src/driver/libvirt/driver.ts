@@ -29,7 +29,7 @@ import { freePort, portFree, PortInUseError } from '../net.js';
 import { detectAccel } from '../qemu/accel.js';
 import { hostfwdRule } from '../qemu/argv.js';
 import { Virsh, clientName, defaultUri, firstError, isLocalUri, parseUri, reachHost, LibvirtUnavailableError } from './virsh.js';
-import { buildDomainXml, parseDomainFacts, type DiskSource, type DomainFacts, type KumoMetadata, type NetworkSpec } from './xml.js';
+import { buildDomainXml, parseDomainFacts, parseNetworkOption, parsePoolOption, type DiskSource, type DomainFacts, type KumoMetadata, type NetworkSpec } from './xml.js';
 import { prepareVolumes, removeVolumes } from './pool.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -50,17 +50,6 @@ export interface LibvirtOptions {
   forwardAddr: string;
 }
 
-/** Parse a network option: 'user', 'network:NAME' (or a bare NAME), 'bridge:NAME'. */
-export function parseNetworkOption(v: unknown): NetworkSpec {
-  if (v === undefined || v === null || v === '' || v === 'user') return { kind: 'user' };
-  if (typeof v === 'string') {
-    const m = /^(network|bridge):(.+)$/.exec(v);
-    const [kind, name] = m ? [m[1] as 'network' | 'bridge', m[2]!] : (['network', v] as const);
-    if (/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) return { kind, name };
-  }
-  throw new InvalidInputError('LIBVIRT_NETWORK_INVALID', `'${String(v)}' is not a libvirt network choice`, { hint: "use 'user' (forwarded ports), 'network:NAME' (a libvirt network such as default) or 'bridge:NAME'" });
-}
-
 /** The instance's libvirt options, validated. */
 export function libvirtOptions(rt: Pick<InstanceRuntime, 'name' | 'driverOptions'>): LibvirtOptions {
   const d = rt.driverOptions ?? {};
@@ -68,7 +57,7 @@ export function libvirtOptions(rt: Pick<InstanceRuntime, 'name' | 'driverOptions
   parseUri(connect);
   const domain = typeof d.domain === 'string' && d.domain ? d.domain : rt.name;
   const o: LibvirtOptions = { connect, domain, network: parseNetworkOption(d.network), forwardAddr: typeof d.forwardAddr === 'string' && d.forwardAddr ? d.forwardAddr : '127.0.0.1' };
-  if (typeof d.pool === 'string' && d.pool) o.pool = d.pool;
+  if (d.pool !== undefined && d.pool !== null && d.pool !== '') o.pool = parsePoolOption(d.pool);
   return o;
 }
 

@@ -33,6 +33,25 @@ export type NetworkSpec =
   /** A host bridge. */
   | { kind: 'bridge'; name: string };
 
+/** Parse a network option: 'user', 'network:NAME' (or a bare NAME), 'bridge:NAME'. */
+export function parseNetworkOption(v: unknown): NetworkSpec {
+  if (v === undefined || v === null || v === '' || v === 'user') return { kind: 'user' };
+  if (typeof v === 'string') {
+    const m = /^(network|bridge):(.+)$/.exec(v);
+    const [kind, name] = m ? [m[1] as 'network' | 'bridge', m[2]!] : (['network', v] as const);
+    if (/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) return { kind, name };
+  }
+  throw new InvalidInputError('LIBVIRT_NETWORK_INVALID', `'${String(v)}' is not a libvirt network choice`, { hint: "use 'user' (forwarded ports), 'network:NAME' (a libvirt network such as default) or 'bridge:NAME'" });
+}
+
+/** Check a storage pool name (it goes into virsh's argv and the domain XML). */
+export function parsePoolOption(v: unknown): string {
+  if (typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/.test(v)) return v;
+  throw new InvalidInputError('LIBVIRT_POOL_INVALID', `${JSON.stringify(v)} is not a libvirt storage pool name`, {
+    hint: "give the name of a pool on the libvirt host (see 'virsh pool-list --all'), e.g. default",
+  });
+}
+
 /** kumo's facts about a domain, kept in its `<metadata>`. */
 export interface KumoMetadata {
   /** The kumo instance name. */

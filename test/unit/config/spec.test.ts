@@ -130,3 +130,34 @@ test('userData: content given directly (library) is kept as content, a path as a
   assert.equal(b.userDataPath, '/srv/init.yaml');
   assert.match(issuesOf({ name: 'a', userData: '#cloud-config\nx: [\n' })[0]!.message, /not valid YAML/);
 });
+
+test('libvirt options: connect, pool and network are carried in driverOptions with driver libvirt', () => {
+  const s = validateSpec({ name: 'lv', driver: 'libvirt', connect: 'qemu+ssh://me@host/system', pool: 'default', network: 'network:default' }, { drivers: ['libvirt', 'qemu'] });
+  assert.equal(s.driver, 'libvirt');
+  assert.deepEqual(s.driverOptions, { connect: 'qemu+ssh://me@host/system', pool: 'default', network: 'network:default' });
+  assert.equal(validateSpec({ name: 'q' }).driverOptions, undefined, 'no options, no driverOptions');
+});
+
+test('libvirt options with another driver are refused with the field path and a hint; bad values too', () => {
+  const withQemu = issuesOf({ name: 'q', driver: 'qemu', connect: 'qemu:///system', pool: 'default' });
+  assert.deepEqual(withQemu.map((i) => i.path), ['connect', 'pool']);
+  assert.match(withQemu[0]!.message, /applies only to the libvirt driver \(the driver is qemu\)/);
+  assert.match(withQemu[0]!.hint!, /--driver libvirt/);
+  // The default driver is qemu: --connect alone is refused the same way.
+  assert.deepEqual(issuesOf({ name: 'q', network: 'user' }).map((i) => i.path), ['network']);
+  const bad = issuesOf({ name: 'l', driver: 'libvirt', connect: 'not a uri', pool: '-x', network: 'network:a b' });
+  assert.deepEqual(bad.map((i) => i.path), ['connect', 'pool', 'network']);
+  for (const i of bad) assert.ok(i.hint, `${i.path} has a hint`);
+  assert.match(bad[0]!.message, /not a libvirt connection URI/);
+});
+
+test('driver names are checked against the registered drivers when given', () => {
+  let issues: { path: string; message: string; hint?: string }[] = [];
+  try {
+    validateSpec({ name: 'x', driver: 'virtualbx', connect: 'qemu:///system' }, { drivers: ['libvirt', 'qemu'] });
+  } catch (e) {
+    issues = (e as ValidationError).issues;
+  }
+  assert.deepEqual(issues.map((i) => i.path), ['driver'], 'no second-guessing of connect when the driver is unknown');
+  assert.match(issues[0]!.hint!, /one of: libvirt, qemu/);
+});
