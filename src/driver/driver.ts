@@ -1,9 +1,11 @@
 /**
  * The driver interface: one object per backend (qemu, libvirt, virtualbox), built from small
- * capabilities. The core (`start`, `stop`, `status`, `cleanup`) is what every backend must do;
- * optional capabilities (`ports`, `snapshots`, `consoleLog`) are present only when the backend
- * can do them, and `capabilities` says so up front so the CLI and the library can refuse early
- * with a typed UnsupportedError (`requireCapability`).
+ * capabilities. The core (`check`, `start`, `stop`, `status`, `cleanup`) is what every backend
+ * must do; `purge` and `resolveOptions` are optional parts of the core for backends that keep
+ * something for the instance's whole life (a libvirt domain) or have settings with defaults that
+ * must not drift. Optional capabilities (`ports`, `snapshots`, `consoleLog`, `sshEndpoint`,
+ * `desync`) are present only when the backend can do them, and `capabilities` says so up front
+ * so the CLI and the library can refuse early with a typed UnsupportedError (`requireCapability`).
  *
  * A driver never owns the instance directory: the instance layer creates the disk overlay, the
  * seed and the keys, and hands the driver an `InstanceRuntime` describing them. The driver turns
@@ -64,6 +66,11 @@ export interface RuntimeStatus {
   pid?: number;
   /** What was found, in words, when the state is not a clean one ("qemu.pid names pid 123, which is not running"). */
   detail?: string;
+  /**
+   * Set when the instance directory and the backend disagree (testcloud's "de-sync"), e.g. the
+   * instance's libvirt domain was removed behind kumo's back: what to run to set it straight.
+   */
+  desync?: string;
   /** Accelerator in use, when known. */
   accel?: string;
 }
@@ -128,34 +135,103 @@ export interface ConsoleLogCapability {
   consoleLogPath(rt: InstanceRuntime): string;
 }
 
+/** Where this machine reaches a guest's sshd. */
+export interface SshEndpoint {
+  host: string;
+  port: number;
+}
+
+export interface SshEndpointCapability {
+  /**
+   * Where this machine reaches the guest's sshd, for backends where that is not
+   * 127.0.0.1:`sshPort` (the port `start` returned): a libvirt network's DHCP address, the
+   * forward on a remote libvirt host. `undefined` while it is not known yet (no DHCP lease):
+   * the caller asks again. Without this capability the instance layer uses 127.0.0.1:sshPort.
+   */
+  sshEndpoint(rt: InstanceRuntime): Promise<SshEndpoint | undefined>;
+}
+
+/** A machine the backend runs for a kumo home whose instance directory is gone (an orphan). */
+export interface OrphanMachine {
+  driver: string;
+  /** The kumo instance it was made for. */
+  instance: string;
+  /** The instance directory it names (no longer there). */
+  dir: string;
+  /** Where it is, in words: "libvirt domain 'web' at qemu:///system". */
+  where: string;
+  state: PowerState;
+  /** The driver settings that locate it (e.g. libvirt's connect URI and domain). */
+  driverOptions: Record<string, unknown>;
+}
+
+export interface DesyncCapability {
+  /**
+   * The backend's machines that belong to `paths.home` but whose instance directory is gone.
+   * `driverOptions` names a place to look besides the ones the backend knows (e.g. a libvirt
+   * URI: then that place must be reachable, or this throws its typed error).
+   */
+  orphans(paths: KumoPaths, o?: { driverOptions?: Record<string, unknown> }): Promise<OrphanMachine[]>;
+  /** Remove an orphan and what the backend kept for it (never a base image); a running one only with `force`. */
+  removeOrphan(paths: KumoPaths, orphan: OrphanMachine, o?: { force?: boolean }): Promise<void>;
+}
+
 /** The core every driver implements. */
 export interface DriverCore {
   readonly name: string;
   readonly capabilities: DriverCapabilities;
-  /** Check the host can run this driver (programs present, daemon reachable); throws a KumoError with a hint. */
-  check(paths: KumoPaths): Promise<void>;
+  /**
+   * Check the host can run this driver with these settings (programs present, daemon reachable,
+   * a named storage pool or network there); throws a KumoError with a hint. `driverOptions` are
+   * the instance's driver settings as instance.json will keep them (after `resolveOptions`).
+   */
+  check(paths: KumoPaths, driverOptions?: Record<string, unknown>): Promise<void>;
+  /**
+   * The driver settings to store in instance.json, with the driver's defaults filled in where a
+   * default depends on the environment (libvirt's connect URI depends on LIBVIRT_DEFAULT_URI and
+   * the user): pinned at create, so later commands find the same machine. Pure; validates.
+   */
+  resolveOptions?(driverOptions: Record<string, unknown> | undefined): Record<string, unknown> | undefined;
   /** Start the machine and return once the hypervisor runs it (not when the guest is ready). */
   start(rt: InstanceRuntime, opts?: StartOptions): Promise<StartResult>;
   /** Graceful power-down, forced after `timeoutMs`, or at once with `force`. Idempotent. */
   stop(rt: InstanceRuntime, opts?: StopOptions): Promise<void>;
   /** What is really running, derived from the host (never from a stored field). */
   status(rt: InstanceRuntime): Promise<RuntimeStatus>;
-  /** Remove the driver's own leftovers (pid file, sockets, a libvirt domain). The machine must be stopped. */
+  /**
+   * Remove the leftovers of a run (pid file, sockets) after a stop. Keeps what the instance needs
+   * for its next start (a libvirt domain stays defined). The machine must be stopped.
+   */
   cleanup(rt: InstanceRuntime): Promise<void>;
+  /**
+   * Delete: remove what the backend keeps for the instance's whole life (a libvirt domain, its
+   * storage volumes; never a base image). Called by the instance layer's delete, after `cleanup`,
+   * under the instance's lock. The machine must be stopped. Idempotent.
+   */
+  purge?(rt: InstanceRuntime): Promise<void>;
 }
 
-export type Driver = DriverCore & Partial<PortsCapability> & Partial<SnapshotsCapability> & Partial<ConsoleLogCapability>;
+export type Driver = DriverCore &
+  Partial<PortsCapability> &
+  Partial<SnapshotsCapability> &
+  Partial<ConsoleLogCapability> &
+  Partial<SshEndpointCapability> &
+  Partial<DesyncCapability>;
 
 type CapabilityMethods = {
   ports: PortsCapability;
   snapshots: SnapshotsCapability;
   consoleLog: ConsoleLogCapability;
+  sshEndpoint: SshEndpointCapability;
+  desync: DesyncCapability;
 };
 
 const CAPABILITY_METHOD: { [K in keyof CapabilityMethods]: keyof CapabilityMethods[K] } = {
   ports: 'addPort',
   snapshots: 'createSnapshot',
   consoleLog: 'consoleLogPath',
+  sshEndpoint: 'sshEndpoint',
+  desync: 'orphans',
 };
 
 /** Whether a driver implements a capability group. */

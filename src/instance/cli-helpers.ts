@@ -4,7 +4,7 @@
 import type { KumoPaths } from '../config/paths.js';
 import { ConflictError } from '../core/errors.js';
 import type { SshTarget } from '../guest/ssh.js';
-import { instanceStatus, sshTargetFor } from './lifecycle.js';
+import { instanceStatus, resolveSshTarget, sshTargetFor } from './lifecycle.js';
 
 /** The ssh target of a running instance, or a clear error saying what state it is in. */
 export async function requireRunning(paths: KumoPaths, name: string): Promise<SshTarget> {
@@ -14,7 +14,8 @@ export async function requireRunning(paths: KumoPaths, name: string): Promise<Ss
       hint: `start it: kumo start ${name}`,
     });
   }
-  return sshTargetFor(paths, st.record);
+  // The driver's idea of where sshd is (a libvirt network address, a remote host), when it has one.
+  return st.ssh ? { ...sshTargetFor(paths, st.record), host: st.ssh.host, port: st.ssh.port } : resolveSshTarget(paths, st.record);
 }
 
 /** `NAME:PATH` → { name, path } when NAME is a valid instance name; undefined for host paths. */

@@ -10,6 +10,7 @@ export {
   listInstances,
   waitInstanceReady,
   sshTargetFor,
+  resolveSshTarget,
   addPort,
   removePort,
   listPorts,
@@ -54,3 +55,5 @@ export {
   type InstanceSpecInput,
   type ValidateOptions,
 } from '../config/spec.js';
+// De-sync: instances whose machine is gone, machines whose instance is gone.
+export { findOrphans, repairInstances, type OrphanOptions, type RepairOptions, type RepairResult } from './desync.js';

@@ -23,7 +23,7 @@ import {
   instanceStatus,
   removePort,
   restartInstance,
-  sshTargetFor,
+  resolveSshTarget,
   startInstance,
   stopInstance,
   type InstanceInfo,
@@ -70,7 +70,7 @@ export class Instance implements AsyncDisposable {
   }
 
   async sshTarget(): Promise<SshTarget> {
-    return sshTargetFor(this.paths, await this.record());
+    return resolveSshTarget(this.paths, await this.record());
   }
 
   /** Run a command in the guest. A string goes to the guest's shell as is; an array is quoted word by word. */

@@ -7,15 +7,15 @@ import { randomBytes } from 'node:crypto';
 import type { KumoPaths } from '../config/paths.js';
 import { ensureHome } from '../config/paths.js';
 import { loadUserData, validateSpec, type InstanceSpec, type InstanceSpecInput, parsePortForward } from '../config/spec.js';
-import { ConflictError, InvalidInputError, KumoError, NotFoundError, ValidationError } from '../core/errors.js';
+import { ConflictError, InterruptedError, InvalidInputError, KumoError, NotFoundError, ValidationError } from '../core/errors.js';
 import { exists } from '../core/fs.js';
 import { lockHolder } from '../core/lock.js';
 import { Emitter, type EventSink } from '../events/events.js';
-import { getDriver, requireCapability, type PortForward, type RuntimeStatus, type Driver } from '../driver/index.js';
+import { driverNames, getDriver, requireCapability, type PortForward, type RuntimeStatus, type Driver, type InstanceRuntime, type SshEndpoint } from '../driver/index.js';
 import { portFree, PortInUseError } from '../driver/net.js';
 import { macFor, qemuFiles } from '../driver/qemu/argv.js';
 import { ensureDefaultKey, generateHostKey, hostKeyAlias, userKey, writeKnownHosts } from '../guest/keys.js';
-import { waitReady, type ReadyResult } from '../guest/ready.js';
+import { NotReadyError, waitReady, type ReadyResult } from '../guest/ready.js';
 import type { SshTarget } from '../guest/ssh.js';
 import { writeSeed } from '../seed/index.js';
 import { createOverlay, resolveImage, type BaseImage } from './deps.js';
@@ -44,7 +44,11 @@ export interface InstanceStatus {
   name: string;
   state: InstanceState;
   detail?: string;
+  /** The instance and its backend disagree (e.g. its libvirt domain is gone): what to run to set it straight. */
+  desync?: string;
   pid?: number;
+  /** Where the guest's sshd is reached from here, while it runs (from the driver when it knows better than 127.0.0.1). */
+  ssh?: SshEndpoint;
   record?: InstanceRecord;
 }
 
@@ -63,7 +67,7 @@ export interface CreateOptions extends OpOptions {
 /** Create an instance (disk overlay, seed, keys, record) without starting it. Rolls back on failure. */
 export async function createInstance(paths: KumoPaths, input: InstanceSpecInput | InstanceSpec, opts: CreateOptions = {}): Promise<InstanceRecord> {
   const em = new Emitter(opts.onEvent);
-  const spec = isSpec(input) ? input : validateSpec(input, { ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  const spec = isSpec(input) ? input : validateSpec(input, { ...(opts.cwd ? { cwd: opts.cwd } : {}), drivers: driverNames() });
   const files = instanceFiles(paths, spec.name);
   // Checks first: nothing is made until the input is known to be good.
   if (await exists(files.dir)) {
@@ -74,7 +78,9 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
   const login = spec.sshKey ? await userKey(spec.sshKey) : undefined;
   for (const p of spec.ports) if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
   const driver = await getDriver(spec.driver);
-  await driver.check(paths);
+  // The driver's settings as instance.json keeps them (defaults that depend on the environment pinned now).
+  const driverOptions = driver.resolveOptions ? driver.resolveOptions(spec.driverOptions) : spec.driverOptions;
+  await driver.check(paths, driverOptions);
   const image = opts.image ?? (await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, opts)));
   if (spec.diskBytes !== undefined && image.virtualSize !== undefined && spec.diskBytes < image.virtualSize) {
     throw new ValidationError('invalid instance spec', [
@@ -132,6 +138,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       ports: spec.ports,
       timeoutSec: spec.timeoutSec,
       ...(spec.userDataPath ? { userDataSource: spec.userDataPath } : spec.userDataText !== undefined ? { userDataSource: '(inline)' } : {}),
+      ...(driverOptions && Object.keys(driverOptions).length ? { driverOptions } : {}),
     };
     // The record is written last: it is the "complete" marker.
     await writeRecord(paths, rec);
@@ -175,8 +182,19 @@ export async function instanceStatus(paths: KumoPaths, name: string): Promise<In
   } catch (e) {
     return { name, state: 'unknown', detail: (e as Error).message, record: rec };
   }
-  const st = await driver.status(runtimeFor(paths, rec));
-  return { name, state: st.state, record: rec, ...(st.detail ? { detail: st.detail } : {}), ...(st.pid !== undefined ? { pid: st.pid } : {}) };
+  const rt = runtimeFor(paths, rec);
+  const st = await driver.status(rt);
+  const live = st.state === 'running' || st.state === 'paused' || st.state === 'unknown';
+  const ssh = live ? await endpointFor(driver, rt, rec).catch(() => undefined) : undefined;
+  return {
+    name,
+    state: st.state,
+    record: rec,
+    ...(st.detail ? { detail: st.detail } : {}),
+    ...(st.desync ? { desync: st.desync } : {}),
+    ...(st.pid !== undefined ? { pid: st.pid } : {}),
+    ...(ssh ? { ssh } : {}),
+  };
 }
 
 export async function listInstances(paths: KumoPaths): Promise<InstanceStatus[]> {
@@ -213,31 +231,77 @@ export async function startInstance(paths: KumoPaths, name: string, opts: StartI
     accel = res.accel;
     rec = { ...rec, ssh: { ...rec.ssh, port: res.sshPort }, lastStart: { at: new Date().toISOString(), accel: res.accel, ...(res.pid !== undefined ? { pid: res.pid } : {}) } };
     await writeRecord(paths, rec);
-    em.info(`${name}: ${driver.name} running (${res.accel}), ssh on 127.0.0.1:${res.sshPort}`);
+    const ep = await endpointFor(driver, rt, rec).catch(() => undefined);
+    em.info(`${name}: ${driver.name} running (${res.accel}), ${ep ? `ssh on ${ep.host}:${ep.port}` : 'ssh address not known yet'}`);
   }
   if (opts.wait === false) return { record: rec, accel };
   const ready = await waitInstanceReady(paths, rec, opts);
   return { record: rec, accel, ready };
 }
 
-/** The ssh target of an instance, from its record. */
+/**
+ * The ssh target of an instance from its record alone: the forwarded port on 127.0.0.1 (the QEMU
+ * driver's case). Use `resolveSshTarget` for an instance whose driver may know better (libvirt:
+ * a network address, a remote host).
+ */
 export function sshTargetFor(paths: KumoPaths, rec: InstanceRecord): SshTarget {
   const f = instanceFiles(paths, rec.name);
   return { name: rec.name, host: '127.0.0.1', port: rec.ssh.port, user: rec.ssh.user, identity: rec.ssh.key, knownHosts: f.knownHosts, alias: hostKeyAlias(rec.name) };
+}
+
+/** Where the guest's sshd is reached: the driver's `sshEndpoint` when it has one, else 127.0.0.1:PORT from the record. */
+async function endpointFor(driver: Driver, rt: InstanceRuntime, rec: InstanceRecord): Promise<SshEndpoint | undefined> {
+  if (driver.sshEndpoint) return driver.sshEndpoint(rt);
+  return rec.ssh.port ? { host: '127.0.0.1', port: rec.ssh.port } : undefined;
+}
+
+/** The ssh target of a started instance, asking its driver where the guest's sshd is (`sshEndpoint`). */
+export async function resolveSshTarget(paths: KumoPaths, rec: InstanceRecord): Promise<SshTarget> {
+  const driver = await driverFor(rec);
+  const ep = await endpointFor(driver, runtimeFor(paths, rec), rec);
+  if (!ep) {
+    throw new ConflictError('SSH_ADDRESS_UNKNOWN', `instance '${rec.name}' has no known ssh address yet (${driver.name}: no address from its network yet, or never started)`, {
+      hint: `wait until it is ready: kumo start ${rec.name} (waits), or see 'kumo info ${rec.name}'`,
+    });
+  }
+  return { ...sshTargetFor(paths, rec), host: ep.host, port: ep.port };
 }
 
 export async function waitInstanceReady(paths: KumoPaths, rec: InstanceRecord, opts: StartInstanceOptions = {}): Promise<ReadyResult> {
   const driver = await driverFor(rec);
   const rt = runtimeFor(paths, rec);
   const serialLog = driver.consoleLogPath?.(rt) ?? qemuFiles(rt.dir).serialLog;
-  return waitReady(sshTargetFor(paths, rec), {
+  const timeoutMs = (opts.timeoutSec ?? rec.timeoutSec) * 1000;
+  const deadline = Date.now() + timeoutMs;
+  const checkAlive = async () => {
+    const st = await driver.status(rt);
+    return st.state === 'stopped' || st.state === 'crashed' ? st.detail ?? `the ${driver.name} process exited` : undefined;
+  };
+  let target = sshTargetFor(paths, rec);
+  if (driver.sshEndpoint) {
+    // The address may come later (a DHCP lease on a libvirt network): ask until it is known.
+    const em = new Emitter(opts.onEvent);
+    let said = false;
+    for (;;) {
+      const ep = await driver.sshEndpoint(rt);
+      if (ep) {
+        target = { ...target, host: ep.host, port: ep.port };
+        break;
+      }
+      if (!said) em.info(`${rec.name}: waiting for its address from ${driver.name}`);
+      said = true;
+      if (opts.signal?.aborted) throw new InterruptedError(`waiting for '${rec.name}' was interrupted`);
+      const dead = await checkAlive();
+      if (dead) throw new KumoError('INSTANCE_DIED', 'external', `instance '${rec.name}' stopped before it had an address: ${dead}`, { hint: `see 'kumo logs ${rec.name}'` });
+      if (Date.now() > deadline) throw new NotReadyError(rec.name, 'address', Math.round(timeoutMs / 1000), [], `${driver.name} reports no address for it`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  return waitReady(target, {
     instanceId: rec.instanceId,
     serialLog,
-    timeoutMs: (opts.timeoutSec ?? rec.timeoutSec) * 1000,
-    checkAlive: async () => {
-      const st = await driver.status(rt);
-      return st.state === 'stopped' || st.state === 'crashed' ? st.detail ?? `the ${driver.name} process exited` : undefined;
-    },
+    timeoutMs: Math.max(1000, deadline - Date.now()),
+    checkAlive,
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
@@ -297,6 +361,8 @@ export async function deleteInstance(paths: KumoPaths, name: string, opts: Delet
     await driver.stop(rt, { force: true, ...opts });
   }
   await driver.cleanup(rt);
+  // What the backend keeps for the instance's whole life (a libvirt domain, its volumes).
+  await driver.purge?.(rt);
   await rm(files.dir, { recursive: true, force: true });
 }
 
@@ -305,6 +371,8 @@ export async function deleteInstance(paths: KumoPaths, name: string, opts: Delet
 
 export interface InstanceInfo extends InstanceStatus {
   dir: string;
+  /** The driver and the settings it keeps (libvirt: connect URI, pool, network). */
+  driver?: { name: string; options?: Record<string, unknown> };
   /** Bytes the overlay really uses on the host. */
   diskUsed?: number;
   serialLog?: string;
@@ -314,6 +382,7 @@ export async function instanceInfo(paths: KumoPaths, name: string): Promise<Inst
   const st = await instanceStatus(paths, name);
   const files = instanceFiles(paths, name);
   const info: InstanceInfo = { ...st, dir: files.dir };
+  if (st.record) info.driver = { name: st.record.driver, ...(st.record.driverOptions ? { options: st.record.driverOptions } : {}) };
   try {
     const s = await stat(files.disk);
     info.diskUsed = s.blocks * 512;

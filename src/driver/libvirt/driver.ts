@@ -13,24 +13,26 @@
  * - Networking: user-mode (the default), ssh and the user's ports forwarded from the host by
  *   `hostfwd_add` through the monitor once QEMU runs; or a libvirt network (`network:default`),
  *   the guest's address then read from the network's DHCP leases (`sshEndpoint`).
- * - Stop: ACPI shutdown, destroy after the timeout. Delete (`purge`, or `cleanup` under the
- *   instance's 'delete' lock): undefine (with --nvram for UEFI) and remove kumo's volumes, never
- *   a base.
+ * - Stop: ACPI shutdown, destroy after the timeout. `cleanup` after a stop has nothing to remove
+ *   (the domain stays defined); delete is `purge`, which the instance layer calls after cleanup:
+ *   undefine (with --nvram for UEFI) and remove kumo's volumes, never a base.
  * - Status comes from `virsh domstate`; a domain removed behind kumo's back reads as stopped with
- *   a detail saying so, and the next start defines it again (the "de-sync" repair).
+ *   a detail and a `desync` hint, and the next start defines it again (the "de-sync" repair).
+ *   Domains of this home whose instance directory is gone are `orphans`, removed by `removeOrphan`.
  */
 import { join } from 'node:path';
-import { ConflictError, InvalidInputError, KumoError, TimeoutError } from '../../core/errors.js';
+import { ConflictError, InvalidInputError, KumoError, NotFoundError, TimeoutError } from '../../core/errors.js';
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
-import type { Driver, DriverCapabilities, InstanceRuntime, PortForward, RuntimeStatus, StartOptions, StartResult, StopOptions } from '../driver.js';
+import type { Driver, DriverCapabilities, InstanceRuntime, OrphanMachine, PortForward, RuntimeStatus, SshEndpoint, StartOptions, StartResult, StopOptions } from '../driver.js';
 import { freePort, portFree, PortInUseError } from '../net.js';
 import { detectAccel } from '../qemu/accel.js';
 import { hostfwdRule } from '../qemu/argv.js';
 import { Virsh, clientName, defaultUri, firstError, isLocalUri, parseUri, reachHost, LibvirtUnavailableError } from './virsh.js';
 import { buildDomainXml, parseDomainFacts, parseNetworkOption, parsePoolOption, type DiskSource, type DomainFacts, type KumoMetadata, type NetworkSpec } from './xml.js';
-import { prepareVolumes, removeVolumes } from './pool.js';
+import { prepareVolumes, removeVolumes, requirePool } from './pool.js';
+import { findDesync, rememberUri, removeOrphanDomain } from './sync.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -64,6 +66,14 @@ export function libvirtOptions(rt: Pick<InstanceRuntime, 'name' | 'driverOptions
 /** Files the libvirt driver keeps in the instance directory. */
 export function libvirtFiles(dir: string): { serialLog: string; domainXml: string } {
   return { serialLog: join(dir, 'serial.log'), domainXml: join(dir, 'domain.xml') };
+}
+
+/** A remote URI without a storage pool: the remote host cannot read this machine's files. */
+export function poolRequiredError(name: string, uri: string): InvalidInputError {
+  return new InvalidInputError('LIBVIRT_POOL_REQUIRED', `instance '${name}' is on a remote libvirt (${uri}) but has no storage pool`, {
+    hint: 'a remote host cannot read files of this machine: give a storage pool on that host (driver option pool, e.g. --pool default)',
+    details: { uri },
+  });
 }
 
 export class DomainNameTakenError extends ConflictError {
@@ -114,8 +124,33 @@ export class LibvirtDriver implements Driver {
     remote: true,
   };
 
-  async check(_paths: KumoPaths, uri = defaultUri()): Promise<void> {
-    await new Virsh(uri).ping();
+  /**
+   * The daemon at the instance's URI answers; its storage pool and libvirt network exist (nothing
+   * is started or changed); a remote URI has a pool.
+   */
+  async check(_paths: KumoPaths, driverOptions?: Record<string, unknown>): Promise<void> {
+    const o = libvirtOptions({ name: 'check', ...(driverOptions ? { driverOptions } : {}) });
+    const v = new Virsh(o.connect, { timeoutMs: 30_000 });
+    await v.ping();
+    if (o.pool) await requirePool(v, o.pool);
+    else if (!isLocalUri(o.connect)) throw poolRequiredError('(new)', o.connect);
+    if (o.network.kind === 'network') {
+      const r = await v.raw(['net-info', '--', o.network.name]);
+      if (r.code !== 0) {
+        throw new NotFoundError('LIBVIRT_NETWORK_NOT_FOUND', `libvirt at ${o.connect} has no network '${o.network.name}': ${firstError(r.stderr)}`, {
+          hint: `list the networks with 'virsh -c ${o.connect} net-list --all', or use --network user (forwarded ports)`,
+          details: { uri: o.connect, network: o.network.name },
+        });
+      }
+    }
+  }
+
+  /** Pin the connect URI (its default depends on LIBVIRT_DEFAULT_URI and the user) and validate the rest. */
+  resolveOptions(driverOptions: Record<string, unknown> | undefined): Record<string, unknown> {
+    const out: Record<string, unknown> = { ...(driverOptions ?? {}) };
+    if (typeof out.connect !== 'string' || !out.connect) out.connect = defaultUri();
+    libvirtOptions({ name: 'check', driverOptions: out });
+    return out;
   }
 
   consoleLogPath(rt: InstanceRuntime): string {
@@ -146,13 +181,21 @@ export class LibvirtDriver implements Driver {
       throw e;
     }
     if (!st) {
-      return { state: 'stopped', detail: `domain '${o.domain}' is not defined in libvirt at ${o.connect} (removed behind kumo's back?); 'kumo start ${rt.name}' defines it again` };
+      return {
+        state: 'stopped',
+        detail: `domain '${o.domain}' is not defined in libvirt at ${o.connect} (removed behind kumo's back?)`,
+        desync: `'kumo start ${rt.name}' defines it again; 'kumo delete ${rt.name}' removes the instance`,
+      };
     }
     const xml = await v.dumpxml(o.domain, true).catch(() => undefined);
     const facts = xml ? parseDomainFacts(xml) : undefined;
     if (facts && !ownedBy(facts, rt)) {
       // This instance has no domain; the name is someone else's (start will refuse, delete leaves it alone).
-      return { state: 'stopped', detail: `the domain name '${o.domain}' at ${o.connect} is taken by ${ownerText(facts.metadata) ?? 'a domain kumo did not make'}; this instance has no domain` };
+      return {
+        state: 'stopped',
+        detail: `the domain name '${o.domain}' at ${o.connect} is taken by ${ownerText(facts.metadata) ?? 'a domain kumo did not make'}; this instance has no domain`,
+        desync: `'kumo delete ${rt.name}' removes this instance (that domain is left alone); it cannot start under this name`,
+      };
     }
     const state = mapState(st.state, st.reason);
     const r: RuntimeStatus = { state, accel: facts?.type === 'kvm' ? 'kvm' : 'tcg' };
@@ -201,11 +244,7 @@ export class LibvirtDriver implements Driver {
       if (st && mapState(st.state, st.reason) === 'crashed') em.warn(`instance '${rt.name}': libvirt reports '${st.state} (${st.reason})'; starting it again`);
     }
     const local = isLocalUri(o.connect);
-    if (!o.pool && !local) {
-      throw new InvalidInputError('LIBVIRT_POOL_REQUIRED', `instance '${rt.name}' is on a remote libvirt (${o.connect}) but has no storage pool`, {
-        hint: 'a remote host cannot read files of this machine: give a storage pool on that host (driver option pool, e.g. --pool default)',
-      });
-    }
+    if (!o.pool && !local) throw poolRequiredError(rt.name, o.connect);
     if (o.network.kind === 'user' && local) {
       for (const p of rt.ports) {
         if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
@@ -252,6 +291,8 @@ export class LibvirtDriver implements Driver {
       metadata: meta,
     });
     const fresh = !existing;
+    // Remembered before the domain exists, so an orphan on this URI is always looked for.
+    await rememberUri(rt.paths, o.connect).catch((e: Error) => debug(`libvirt: could not remember ${o.connect}: ${e.message}`));
     try {
       await v.define(xml);
     } catch (e) {
@@ -346,15 +387,10 @@ export class LibvirtDriver implements Driver {
   }
 
   /**
-   * Leftovers after a stop: libvirt keeps none (the domain stays defined while the instance
-   * exists). When the instance is being deleted (its lock is held by this process for 'delete'),
-   * this is `purge`: the domain is undefined and kumo's volumes removed.
+   * Leftovers after a stop: libvirt keeps none (no pid file or socket of kumo's), and the domain
+   * stays defined while the instance exists. Never removes the domain or a volume: that is `purge`.
    */
-  async cleanup(rt: InstanceRuntime): Promise<void> {
-    const { readLockOwner } = await import('../../core/lock.js');
-    const owner = await readLockOwner(join(rt.dir, 'lock')).catch(() => undefined);
-    if (owner && owner.pid === process.pid && owner.op === 'delete') await this.purge(rt);
-  }
+  async cleanup(_rt: InstanceRuntime): Promise<void> {}
 
   /** Delete: undefine the domain (with its NVRAM) and remove kumo's volumes; never a base. The machine must be stopped. */
   async purge(rt: InstanceRuntime): Promise<void> {
@@ -411,7 +447,7 @@ export class LibvirtDriver implements Driver {
    * Where to reach the guest's ssh from this machine: the forwarded port (user networking), or
    * the address libvirt's network handed out by DHCP (undefined until the guest has a lease).
    */
-  async sshEndpoint(rt: InstanceRuntime): Promise<{ host: string; port: number } | undefined> {
+  async sshEndpoint(rt: InstanceRuntime): Promise<SshEndpoint | undefined> {
     const o = libvirtOptions(rt);
     const v = this.virsh(o);
     if (o.network.kind === 'user') {
@@ -422,6 +458,36 @@ export class LibvirtDriver implements Driver {
     }
     const addr = await this.leaseAddress(v, o.domain, rt.mac);
     return addr ? { host: addr, port: 22 } : undefined;
+  }
+
+  /**
+   * kumo domains of this home whose instance directory is gone, on the URIs the home's instances
+   * use, the URIs it remembers, and `driverOptions.connect` (which must answer).
+   */
+  async orphans(paths: KumoPaths, o: { driverOptions?: Record<string, unknown> } = {}): Promise<OrphanMachine[]> {
+    const uris: string[] = [];
+    if (o.driverOptions && typeof o.driverOptions.connect === 'string' && o.driverOptions.connect) {
+      const uri = libvirtOptions({ name: 'orphans', driverOptions: o.driverOptions }).connect;
+      await new Virsh(uri, { timeoutMs: 30_000 }).ping();
+      uris.push(uri);
+    }
+    const d = await findDesync(paths, uris, { forget: true, timeoutMs: 30_000 });
+    for (const u of d.unreachable) debug(`libvirt: could not look for orphans at ${u.uri}: ${u.reason}`);
+    return d.orphanDomains.map((k) => ({
+      driver: this.name,
+      instance: k.facts.metadata!.instance,
+      dir: k.facts.metadata!.dir,
+      where: `libvirt domain '${k.domain}' at ${k.uri}`,
+      state: mapState(k.state),
+      driverOptions: { connect: k.uri, domain: k.domain },
+    }));
+  }
+
+  /** Undefine an orphan domain (destroying it first only with `force`) and remove its volumes; never a base. */
+  async removeOrphan(paths: KumoPaths, orphan: OrphanMachine, o: { force?: boolean } = {}): Promise<void> {
+    const { connect, domain } = orphan.driverOptions;
+    if (typeof connect !== 'string' || typeof domain !== 'string') throw new InvalidInputError('LIBVIRT_ORPHAN_INVALID', `${orphan.where} does not say where it is`, { hint: 'list orphans again with kumo list' });
+    await removeOrphanDomain(paths, connect, domain, o);
   }
 
   /** The IPv4 address of the NIC with `mac`, from the network's DHCP leases. */

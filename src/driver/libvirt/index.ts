@@ -13,6 +13,7 @@ export {
   ownedBy,
   defaultVolumes,
   DomainNameTakenError,
+  poolRequiredError,
   USER_NETDEV,
   type LibvirtOptions,
 } from './driver.js';
@@ -35,8 +36,8 @@ export {
   type DomainFacts,
 } from './xml.js';
 export { parseXml, type XmlElement } from './xmlparse.js';
-export { prepareVolumes, removeVolumes, baseVolumeName, qemuImgInfo } from './pool.js';
-export { listKumoDomains, libvirtInstances, findDesync, repairDesync, libvirtDisks, type KumoDomain, type Desync, type LibvirtInstanceRef } from './sync.js';
+export { prepareVolumes, removeVolumes, requirePool, baseVolumeName, qemuImgInfo } from './pool.js';
+export { listKumoDomains, libvirtInstances, findDesync, repairDesync, removeOrphanDomain, rememberUri, rememberedUris, libvirtDisks, type KumoDomain, type Desync, type LibvirtInstanceRef } from './sync.js';
 
 let registered = false;
 

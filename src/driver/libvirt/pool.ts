@@ -41,7 +41,8 @@ async function volPath(v: Virsh, pool: string, name: string): Promise<string> {
   return (await v.call(['vol-path', '--pool', pool, '--', name])).trim();
 }
 
-async function checkPool(v: Virsh, pool: string): Promise<void> {
+/** `pool-info` of a pool that must exist (LIBVIRT_POOL_NOT_FOUND otherwise); changes nothing. */
+export async function requirePool(v: Virsh, pool: string): Promise<string> {
   const r = await v.raw(['pool-info', '--', pool], { timeoutMs: 30_000 });
   if (r.code !== 0) {
     throw new NotFoundError('LIBVIRT_POOL_NOT_FOUND', `libvirt at ${v.uri} has no storage pool '${pool}': ${firstError(r.stderr)}`, {
@@ -49,7 +50,12 @@ async function checkPool(v: Virsh, pool: string): Promise<void> {
       details: { pool, uri: v.uri },
     });
   }
-  if (!/State:\s+running/.test(r.stdout)) await v.call(['pool-start', '--', pool]);
+  return r.stdout;
+}
+
+async function checkPool(v: Virsh, pool: string): Promise<void> {
+  const info = await requirePool(v, pool);
+  if (!/State:\s+running/.test(info)) await v.call(['pool-start', '--', pool]);
   await v.raw(['pool-refresh', '--', pool], { timeoutMs: 60_000 });
 }
 

@@ -3,12 +3,20 @@
  * directories (testcloud's "de-sync"): a domain whose instance directory is gone (an orphan), and
  * an instance directory whose domain is gone (it is defined again by the next start). Also the
  * disks libvirt's domains use, for the image store's in-use rule.
+ *
+ * Where to look: the URIs the home's libvirt instances use, the URIs given, and the URIs this
+ * home has defined domains on (remembered by `start` in KUMO_HOME/drivers/libvirt/uris/, one
+ * file per URI, so an orphan is found even when no instance on its URI is left; a URI is
+ * forgotten once it holds no domain of this home and no instance uses it).
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KumoPaths } from '../../config/paths.js';
 import { ConflictError } from '../../core/errors.js';
 import { which } from '../../core/exec.js';
+import { ensurePrivateDir, writeFileAtomic } from '../../core/fs.js';
+import { debug } from '../../core/log.js';
 import { LibvirtUnavailableError, VIRSH, Virsh, defaultUri, isLocalUri } from './virsh.js';
 import { parseDomainFacts, type DomainFacts } from './xml.js';
 import { removeVolumes } from './pool.js';
@@ -20,9 +28,45 @@ export interface KumoDomain {
   facts: DomainFacts;
 }
 
+function urisDir(paths: Pick<KumoPaths, 'home'>): string {
+  return join(paths.home, 'drivers', 'libvirt', 'uris');
+}
+
+function uriFile(paths: Pick<KumoPaths, 'home'>, uri: string): string {
+  return join(urisDir(paths), `${createHash('sha256').update(uri).digest('hex').slice(0, 16)}.uri`);
+}
+
+/** Remember that this home has defined a domain at `uri` (idempotent, atomic). */
+export async function rememberUri(paths: Pick<KumoPaths, 'home'>, uri: string): Promise<void> {
+  await ensurePrivateDir(join(paths.home, 'drivers'));
+  await ensurePrivateDir(join(paths.home, 'drivers', 'libvirt'));
+  await ensurePrivateDir(urisDir(paths));
+  await writeFileAtomic(uriFile(paths, uri), uri + '\n', 0o600);
+}
+
+/** The URIs this home has defined domains on. */
+export async function rememberedUris(paths: Pick<KumoPaths, 'home'>): Promise<string[]> {
+  let names: string[];
+  try {
+    names = (await readdir(urisDir(paths))).filter((n) => n.endsWith('.uri'));
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    const u = (await readFile(join(urisDir(paths), n), 'utf8').catch(() => '')).trim();
+    if (u) out.push(u);
+  }
+  return out.sort();
+}
+
+async function forgetUri(paths: Pick<KumoPaths, 'home'>, uri: string): Promise<void> {
+  await unlink(uriFile(paths, uri)).catch(() => {});
+}
+
 /** Every domain at `uri` that carries kumo metadata (of any kumo home). */
-export async function listKumoDomains(uri: string): Promise<KumoDomain[]> {
-  const v = new Virsh(uri);
+export async function listKumoDomains(uri: string, o: { timeoutMs?: number } = {}): Promise<KumoDomain[]> {
+  const v = new Virsh(uri, o.timeoutMs ? { timeoutMs: o.timeoutMs } : {});
   const out: KumoDomain[] = [];
   for (const name of await v.listDomains()) {
     const xml = await v.dumpxml(name, true);
@@ -91,29 +135,70 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** Compare libvirt's kumo domains with the instance directories of `paths` (on the given URIs, plus those instances use). */
-export async function findDesync(paths: KumoPaths, uris: string[] = []): Promise<Desync> {
+/** Whether a kumo domain belongs to this home and its instance directory is gone. */
+async function isOrphan(paths: Pick<KumoPaths, 'home'>, k: Pick<KumoDomain, 'facts'>): Promise<boolean> {
+  const m = k.facts.metadata;
+  return !!m && m.home === paths.home && !(await exists(join(m.dir, 'instance.json')));
+}
+
+/**
+ * Compare libvirt's kumo domains with the instance directories of `paths`, on the given URIs,
+ * those the instances use and those this home remembers. With `forget`, a reachable remembered
+ * URI that holds no domain of this home and that no instance uses is forgotten.
+ */
+export async function findDesync(paths: KumoPaths, uris: string[] = [], o: { forget?: boolean; timeoutMs?: number } = {}): Promise<Desync> {
   const instances = await libvirtInstances(paths);
-  const all = [...new Set([...uris, ...instances.map((i) => i.connect)])];
+  const remembered = await rememberedUris(paths);
+  const all = [...new Set([...uris, ...instances.map((i) => i.connect), ...remembered])];
   const d: Desync = { orphanDomains: [], missingDomains: [], unreachable: [] };
   for (const uri of all) {
     let doms: KumoDomain[];
     try {
-      doms = await listKumoDomains(uri);
+      doms = await listKumoDomains(uri, o.timeoutMs ? { timeoutMs: o.timeoutMs } : {});
     } catch (e) {
       d.unreachable.push({ uri, reason: (e as Error).message });
       continue;
     }
-    for (const k of doms) {
-      const m = k.facts.metadata!;
-      if (m.home !== paths.home) continue;
-      if (!(await exists(join(m.dir, 'instance.json')))) d.orphanDomains.push(k);
-    }
-    for (const i of instances.filter((x) => x.connect === uri)) {
+    for (const k of doms) if (await isOrphan(paths, k)) d.orphanDomains.push(k);
+    const mine = instances.filter((x) => x.connect === uri);
+    for (const i of mine) {
       if (!doms.some((k) => k.domain === i.domain && k.facts.metadata?.dir === i.dir)) d.missingDomains.push(i);
+    }
+    if (o.forget && remembered.includes(uri) && !mine.length && !doms.some((k) => k.facts.metadata?.home === paths.home)) {
+      debug(`libvirt: ${uri} holds no domain of ${paths.home} any more; forgetting it`);
+      await forgetUri(paths, uri);
     }
   }
   return d;
+}
+
+/**
+ * Remove one orphan domain (looked up again: it must still carry this home's metadata and its
+ * instance directory must still be gone): destroy it when running (only with `force`), undefine
+ * it (with its NVRAM) and remove the volumes kumo made for it, never a base.
+ */
+export async function removeOrphanDomain(paths: KumoPaths, uri: string, domain: string, o: { force?: boolean } = {}): Promise<KumoDomain | undefined> {
+  const v = new Virsh(uri);
+  const xml = await v.dumpxml(domain, true);
+  if (!xml) return undefined;
+  const facts = parseDomainFacts(xml);
+  const k: KumoDomain = { uri, domain, state: (await v.domstate(domain))?.state ?? 'unknown', facts };
+  if (!(await isOrphan(paths, k))) {
+    throw new ConflictError('LIBVIRT_NOT_ORPHAN', `libvirt domain '${domain}' at ${uri} is not an orphan of ${paths.home}`, {
+      hint: facts.metadata && facts.metadata.home === paths.home ? `its instance exists: use 'kumo delete ${facts.metadata.instance}'` : 'kumo removes only its own domains whose instance directory is gone',
+    });
+  }
+  if (k.state !== 'shut off' && k.state !== 'crashed') {
+    if (!o.force) {
+      throw new ConflictError('LIBVIRT_ORPHAN_RUNNING', `the orphan domain '${domain}' at ${uri} is running (its instance directory ${facts.metadata!.dir} is gone)`, {
+        hint: 'repair with --force to destroy it, or stop it yourself with virsh destroy',
+      });
+    }
+    await v.raw(['destroy', '--', domain]);
+  }
+  await v.call(['undefine', ...(facts.nvram ? ['--nvram'] : []), '--', domain]);
+  if (facts.metadata!.volumes?.length) await removeVolumes(v, facts.metadata!.volumes, { ifExists: true });
+  return k;
 }
 
 /**
@@ -125,18 +210,8 @@ export async function repairDesync(paths: KumoPaths, o: { uris?: string[]; force
   const d = await findDesync(paths, o.uris);
   const removed: KumoDomain[] = [];
   for (const k of d.orphanDomains) {
-    const v = new Virsh(k.uri);
-    if (k.state !== 'shut off' && k.state !== 'crashed') {
-      if (!o.force) {
-        throw new ConflictError('LIBVIRT_ORPHAN_RUNNING', `the orphan domain '${k.domain}' at ${k.uri} is running (its instance directory ${k.facts.metadata!.dir} is gone)`, {
-          hint: 'repair with force to destroy it, or stop it yourself with virsh destroy',
-        });
-      }
-      await v.raw(['destroy', '--', k.domain]);
-    }
-    await v.call(['undefine', ...(k.facts.nvram ? ['--nvram'] : []), '--', k.domain]);
-    if (k.facts.metadata!.volumes?.length) await removeVolumes(v, k.facts.metadata!.volumes, { ifExists: true });
-    removed.push(k);
+    const r = await removeOrphanDomain(paths, k.uri, k.domain, o);
+    if (r) removed.push(r);
   }
   return removed;
 }
