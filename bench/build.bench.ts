@@ -88,10 +88,10 @@ async function main(): Promise<void> {
         console.error(`diskimage-builder ${label} (-t tar)...`);
         if (!keepCache) await rm(join(dir, 'dib-cache'), { recursive: true, force: true });
         const t0 = Date.now();
-        const r = spawnSync('disk-image-create', ['-t', 'tar', '-o', join(dir, `dib-${label}`), 'vm', 'debian-minimal'], { env, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+        const r = spawnSync('disk-image-create', ['-t', 'tar', '-o', join(dir, `dib-${label}`), 'vm', 'debian-minimal'], { env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
         const ms = Date.now() - t0;
         if (r.status !== 0) {
-          console.log(`diskimage-builder (${label}) failed: ${r.stderr.toString().split('\n').slice(-5).join('\n')}`);
+          console.log(`diskimage-builder (${label}) failed: ${(r.stdout.toString() + r.stderr.toString()).trim().split('\n').slice(-8).join('\n')}`);
           break;
         }
         if (label === 'cold') dibCold = ms;
