@@ -112,9 +112,17 @@ class BuildLog {
   private partial = '';
   constructor(readonly path: string) {
     this.stream = createWriteStream(path, { flags: 'a', mode: 0o644 });
+    // A full disk must not crash the build through the log: remember it and stop writing.
+    this.stream.on('error', (e) => {
+      this.failed = e as NodeJS.ErrnoException;
+    });
+  }
+  failed: NodeJS.ErrnoException | undefined;
+  private write(data: string | Buffer): void {
+    if (!this.failed && !this.stream.destroyed) this.stream.write(data);
   }
   line(s: string): void {
-    this.stream.write(s.endsWith('\n') ? s : s + '\n');
+    this.write(s.endsWith('\n') ? s : s + '\n');
   }
   /** Start a fresh tail (the lines shown when the next command fails). */
   resetTail(): void {
@@ -122,7 +130,7 @@ class BuildLog {
     this.partial = '';
   }
   chunk(c: Buffer): void {
-    this.stream.write(c);
+    this.write(c);
     const parts = (this.partial + c.toString('utf8')).split('\n');
     this.partial = parts.pop() ?? '';
     this.tail.push(...parts.map((l) => l.replace(/\r/g, '')).filter((l) => l.trim()));
@@ -132,7 +140,11 @@ class BuildLog {
     return [...this.tail, ...(this.partial.trim() ? [this.partial] : [])].slice(-n);
   }
   close(): Promise<void> {
-    return new Promise((r) => this.stream.end(r));
+    if (this.failed || this.stream.destroyed) return Promise.resolve();
+    return new Promise((r) => {
+      this.stream.once('error', () => r());
+      this.stream.end(() => r());
+    });
   }
 }
 
@@ -393,7 +405,9 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   } catch (e) {
     const err = signal?.aborted && !(e instanceof InterruptedError) ? new InterruptedError('the image build was interrupted') : e;
     log.line(`\n=== FAILED: ${(err as Error).message}`);
-    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new DiskFullError('writing files', log.path);
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC' || (err as KumoError).code === 'DISK_FULL' && !(err instanceof DiskFullError))
+      throw new DiskFullError('writing files', log.path);
+    if (log.failed?.code === 'ENOSPC' && !(err instanceof KumoError && err.kind === 'interrupted')) throw new DiskFullError('writing the build log', log.path);
     throw err;
   } finally {
     await safeRemoveTree(work).catch(() => {});

@@ -146,3 +146,26 @@ test('not root: kumo image build says it needs root', async (t) => {
   assert.match(r.stderr, /needs root/);
   assert.equal(existsSync(join(home, 'x.qcow2')), false);
 });
+
+test('disk full: a clear DISK_FULL error and nothing left behind (cache on a 64 MiB tmpfs)', { timeout: 300_000 }, async (t) => {
+  const src = join(testCacheDir(), 'build', 'bootstrap');
+  const tars = existsSync(src) ? readdirSync(src).filter((n) => n.endsWith('.tar')) : [];
+  if (!tars.length) return t.skip('needs the cached bootstrap of the test image (node dist/test/fixtures/test-image.js)');
+  const cache = await mkdtemp(join(tmpdir(), 'kumo-build-full-'));
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', cache]);
+  t.after(async () => {
+    await run('umount', [cache], { allowFailure: true });
+    await rm(cache, { recursive: true, force: true });
+  });
+  await mkdir(join(cache, 'bootstrap'));
+  for (const n of tars) await run('ln', ['-s', join(src, n), join(cache, 'bootstrap', n)]);
+  const out = join(cache, 'out.qcow2');
+  await assert.rejects(
+    buildImage({ elements: ['vm'], output: out, cacheDir: cache }),
+    (e: unknown) => isKumoError(e) && e.code === 'DISK_FULL' && /no space left on device/.test(e.message),
+  );
+  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes(cache + '/'));
+  assert.deepEqual(mounts, [], 'nothing mounted below the cache');
+  assert.deepEqual(await readdir(join(cache, 'work')), [], 'no work folder left');
+  assert.equal(existsSync(out), false);
+});
