@@ -6,7 +6,7 @@ import type { Output } from './output.js';
 
 /** Order of the main help; commands not listed here follow alphabetically. */
 const GROUPS: [string, string[]][] = [
-  ['Machines', ['launch', 'create', 'start', 'stop', 'restart', 'delete', 'list', 'info', 'ssh', 'exec', 'cp', 'logs', 'port']],
+  ['Machines', ['launch', 'create', 'start', 'stop', 'restart', 'delete', 'list', 'info', 'ssh', 'exec', 'cp', 'logs', 'port', 'repair']],
   ['Golden images', ['capture', 'consolidate', 'clone', 'snapshot']],
   ['Images and disks', ['image', 'disk', 'seed']],
   ['Setup', ['doctor', 'completion', 'help']],

@@ -153,7 +153,7 @@ export function driverOptionsFrom(input: Record<string, unknown>, driver: string
     if (owner !== driver) {
       issues.push({
         path: field,
-        message: `applies only to the ${owner} driver (the driver is ${driver})`,
+        message: `applies only to the ${owner} driver (${driver ? `the driver is ${driver}` : 'no driver was given'})`,
         hint: `add --driver ${owner} (driver: ${owner} in a spec file), or leave ${DRIVER_OPTION_FIELDS[owner]![field]!.flag} out`,
       });
       continue;

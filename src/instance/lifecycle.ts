@@ -215,6 +215,8 @@ export interface StartInstanceOptions extends OpOptions {
 export interface StartInstanceResult {
   record: InstanceRecord;
   accel: string;
+  /** Where the guest's sshd is reached from here (undefined while a network address is not known yet). */
+  ssh?: SshEndpoint;
   ready?: ReadyResult;
 }
 
@@ -222,21 +224,24 @@ export async function startInstance(paths: KumoPaths, name: string, opts: StartI
   const em = new Emitter(opts.onEvent);
   let rec: InstanceRecord;
   let accel: string;
+  let ep: SshEndpoint | undefined;
+  let driver: Driver;
   {
     await using _lock = await lockInstance(paths, name, 'start', 2000, opts.signal);
     rec = await readRecord(paths, name);
-    const driver = await driverFor(rec);
+    driver = await driverFor(rec);
     const rt = runtimeFor(paths, rec);
     const res = await em.step('start', `starting ${name}`, () => driver.start(rt, opts));
     accel = res.accel;
     rec = { ...rec, ssh: { ...rec.ssh, port: res.sshPort }, lastStart: { at: new Date().toISOString(), accel: res.accel, ...(res.pid !== undefined ? { pid: res.pid } : {}) } };
     await writeRecord(paths, rec);
-    const ep = await endpointFor(driver, rt, rec).catch(() => undefined);
+    ep = await endpointFor(driver, rt, rec).catch(() => undefined);
     em.info(`${name}: ${driver.name} running (${res.accel}), ${ep ? `ssh on ${ep.host}:${ep.port}` : 'ssh address not known yet'}`);
   }
-  if (opts.wait === false) return { record: rec, accel };
+  if (opts.wait === false) return { record: rec, accel, ...(ep ? { ssh: ep } : {}) };
   const ready = await waitInstanceReady(paths, rec, opts);
-  return { record: rec, accel, ready };
+  ep ??= await endpointFor(driver, runtimeFor(paths, rec), rec).catch(() => undefined);
+  return { record: rec, accel, ...(ep ? { ssh: ep } : {}), ready };
 }
 
 /**

@@ -1,12 +1,12 @@
 /**
  * `kumo create [IMAGE]`: like launch, but the instance is not started.
  */
-import { argString, optList, optString, type CommandDef } from '../command.js';
+import { optString, type CommandDef } from '../command.js';
 
 const create: CommandDef = {
   name: 'create',
   summary: 'create a VM (disk overlay, cloud-init seed, keys) without starting it',
-  usage: 'create [IMAGE] --name N [--cpus N] [--memory SIZE] [--disk SIZE] [--user-data FILE] [--ssh-key FILE] [--port HOST:GUEST]...',
+  usage: 'create [IMAGE] --name N [--cpus N] [--memory SIZE] [--disk SIZE] [--user-data FILE] [--ssh-key FILE] [--port HOST:GUEST]... [--driver NAME [--connect URI] [--pool NAME] [--network NET]]',
   description: "Makes everything `kumo launch` makes, then stops: start it later with 'kumo start NAME'.",
   args: [{ name: 'image', description: 'image alias, id, URL or file (default: debian-12)' }],
   options: {
@@ -19,14 +19,18 @@ const create: CommandDef = {
     'ssh-key': { type: 'string', description: 'your private ssh key (FILE.pub beside it; default: kumo\u2019s own key)', placeholder: 'FILE' },
     port: { type: 'string', short: 'p', multiple: true, description: 'forward a host port to the guest (127.0.0.1 unless ADDR is given)', placeholder: '[ADDR:]HOST:GUEST[/udp]' },
     accel: { type: 'string', description: 'accelerator (default auto: KVM when a probe shows it works, else TCG)', choices: ['auto', 'kvm', 'tcg'] },
-    driver: { type: 'string', description: 'backend (default qemu)', placeholder: 'NAME' },
+    driver: { type: 'string', description: 'backend: qemu (default; QEMU run by kumo) or libvirt (a libvirt domain); the registered drivers are accepted', placeholder: 'NAME' },
+    connect: { type: 'string', description: 'libvirt only: connection URI (default $LIBVIRT_DEFAULT_URI, else qemu:///system for root, qemu:///session otherwise)', placeholder: 'URI' },
+    pool: { type: 'string', description: 'libvirt only: storage pool for the disk and seed volumes (needed for a remote URI)', placeholder: 'NAME' },
+    network: { type: 'string', description: 'libvirt only: user (default, ports forwarded), network:NAME (a libvirt network, address from DHCP) or bridge:NAME', placeholder: 'NET' },
     user: { type: 'string', description: 'login user made in the guest (default kumo)', placeholder: 'USER' },
     timeout: { type: 'string', description: 'seconds later starts wait for readiness (default 600)', placeholder: 'SEC' },
   },
-  examples: ['kumo create debian-12 --name db --memory 2G', 'kumo start db'],
+  examples: ['kumo create debian-12 --name db --memory 2G', 'kumo start db', 'kumo create deb12 --name lv --driver libvirt --connect qemu:///system'],
   async run(ctx, args) {
     const lib = await import('../../instance/index.js');
     const spec = await import('../../config/spec.js');
+    const { specInput } = await import('./launch.js');
     const paths = await ctx.paths();
     const base = optString(args, 'spec') ? await spec.loadSpecFile(optString(args, 'spec')!) : {};
     const input = specInput(args, base);
@@ -39,29 +43,4 @@ const create: CommandDef = {
     });
   },
 };
-function specInput(args: Parameters<NonNullable<CommandDef['run']>>[1], base: Record<string, unknown>): Record<string, unknown> {
-  const o: Record<string, unknown> = { ...base };
-  const image = argString(args, 'image');
-  if (image !== undefined) o.image = image;
-  const map: [string, string][] = [
-    ['name', 'name'],
-    ['cpus', 'cpus'],
-    ['memory', 'memory'],
-    ['disk', 'disk'],
-    ['user-data', 'userData'],
-    ['ssh-key', 'sshKey'],
-    ['accel', 'accel'],
-    ['driver', 'driver'],
-    ['user', 'user'],
-    ['timeout', 'timeout'],
-  ];
-  for (const [flag, field] of map) {
-    const v = optString(args, flag);
-    if (v !== undefined) o[field] = v;
-  }
-  const ports = optList(args, 'port');
-  if (ports.length) o.ports = [...((base.ports as unknown[]) ?? []), ...ports];
-  return o;
-}
-
 export default create;

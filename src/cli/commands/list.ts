@@ -1,40 +1,69 @@
-/** `kumo list`: every instance with its real status (derived from the host, never from a stored field). */
+/**
+ * `kumo list`: every instance with its real status (derived from the host, never from a stored
+ * field), and the de-sync the backends report: instances whose machine is gone (a libvirt domain
+ * removed behind kumo's back) and machines whose instance folder is gone (orphans; `kumo repair`).
+ */
 import type { CommandDef } from '../command.js';
 
 const list: CommandDef = {
   name: 'list',
-  summary: 'list VMs and what state they are really in',
+  summary: 'list VMs and what state they are really in (and libvirt domains out of step with them)',
   usage: 'list [--json]',
+  description:
+    "STATUS comes from the host each time. An instance whose machine is gone (its libvirt domain undefined behind kumo's back) is marked 'de-sync', with what sets it straight; a machine of this kumo home whose instance folder is gone is listed with status 'orphan' (remove it with 'kumo repair NAME').",
   examples: ['kumo list', 'kumo list --json'],
   async run(ctx) {
     const lib = await import('../../instance/index.js');
     const paths = await ctx.paths();
-    const all = await lib.listInstances(paths);
+    const [all, orphans] = await Promise.all([lib.listInstances(paths), lib.findOrphans(paths)]);
     const rows = all.map((s) => ({
       name: s.name,
-      status: s.state,
+      status: s.state as string,
       detail: s.detail,
+      desync: s.desync,
       image: s.record?.image.ref,
       imageId: s.record?.image.id,
       driver: s.record?.driver,
-      ssh: s.record && (s.state === 'running' || s.state === 'paused' || s.state === 'unknown') && s.record.ssh.port ? `127.0.0.1:${s.record.ssh.port}` : undefined,
+      connect: typeof s.record?.driverOptions?.connect === 'string' ? s.record.driverOptions.connect : undefined,
+      ssh: s.ssh ? `${s.ssh.host}:${s.ssh.port}` : undefined,
       ports: s.record?.ports.map((p) => `${p.hostPort}->${p.guestPort}${p.proto === 'udp' ? '/udp' : ''}`) ?? [],
       cpus: s.record?.cpus,
       memoryMiB: s.record?.memoryMiB,
       pid: s.pid,
     }));
+    for (const o of orphans) {
+      rows.push({
+        name: o.instance,
+        status: 'orphan',
+        detail: `${o.where} is ${o.state} but its instance folder ${o.dir} is gone`,
+        desync: `remove it with: kumo repair ${o.instance}${o.state === 'stopped' || o.state === 'crashed' ? '' : ' --force'}`,
+        image: undefined,
+        imageId: undefined,
+        driver: o.driver,
+        connect: typeof o.driverOptions.connect === 'string' ? o.driverOptions.connect : undefined,
+        ssh: undefined,
+        ports: [],
+        cpus: undefined,
+        memoryMiB: undefined,
+        pid: undefined,
+      });
+    }
     if (ctx.out.json) return ctx.out.jsonDoc(rows);
     if (!rows.length) return ctx.out.note("no instances (create one with 'kumo launch')");
     ctx.out.table(rows, [
       { header: 'NAME', get: (r) => r.name },
-      { header: 'STATUS', get: (r) => r.status },
+      { header: 'STATUS', get: (r) => (r.desync && r.status !== 'orphan' ? `${r.status} (de-sync)` : r.status) },
+      { header: 'DRIVER', get: (r) => (r.driver && r.connect ? `${r.driver} ${r.connect}` : r.driver) },
       { header: 'IMAGE', get: (r) => r.image },
       { header: 'SSH', get: (r) => r.ssh },
       { header: 'PORTS', get: (r) => r.ports.join(',') || undefined },
       { header: 'CPUS', get: (r) => r.cpus, align: 'right' },
       { header: 'MEMORY', get: (r) => (r.memoryMiB !== undefined ? `${r.memoryMiB}M` : undefined), align: 'right' },
     ]);
-    for (const r of rows) if (r.detail && r.status !== 'running' && r.status !== 'stopped') ctx.out.note(`${r.name}: ${r.detail}`);
+    for (const r of rows) {
+      if (r.desync) ctx.out.note(`${r.name}: ${r.detail ? `${r.detail}; ` : ''}${r.desync}`);
+      else if (r.detail && r.status !== 'running' && r.status !== 'stopped') ctx.out.note(`${r.name}: ${r.detail}`);
+    }
   },
 };
 export default list;

@@ -20,7 +20,9 @@
  *   a detail and a `desync` hint, and the next start defines it again (the "de-sync" repair).
  *   Domains of this home whose instance directory is gone are `orphans`, removed by `removeOrphan`.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { exists as fileExists, writeFileAtomic } from '../../core/fs.js';
 import { ConflictError, InvalidInputError, KumoError, NotFoundError, TimeoutError } from '../../core/errors.js';
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
@@ -63,7 +65,11 @@ export function libvirtOptions(rt: Pick<InstanceRuntime, 'name' | 'driverOptions
   return o;
 }
 
-/** Files the libvirt driver keeps in the instance directory. */
+/**
+ * Files the libvirt driver keeps in the instance directory: the serial console, and the domain
+ * XML kumo last defined (written once a start succeeded: its presence says the domain was made,
+ * so a domain missing later was removed behind kumo's back, not merely never started).
+ */
 export function libvirtFiles(dir: string): { serialLog: string; domainXml: string } {
   return { serialLog: join(dir, 'serial.log'), domainXml: join(dir, 'domain.xml') };
 }
@@ -181,6 +187,8 @@ export class LibvirtDriver implements Driver {
       throw e;
     }
     if (!st) {
+      // Never started: the first start defines the domain.
+      if (!(await fileExists(libvirtFiles(rt.dir).domainXml))) return { state: 'stopped' };
       return {
         state: 'stopped',
         detail: `domain '${o.domain}' is not defined in libvirt at ${o.connect} (removed behind kumo's back?)`,
@@ -317,6 +325,7 @@ export class LibvirtDriver implements Driver {
       throw e;
     }
     if (o.network.kind === 'user' && sshPort !== meta.sshPort) await this.setMetadata(v, o, { ...meta, sshPort });
+    await writeFileAtomic(libvirtFiles(rt.dir).domainXml, xml, 0o600).catch((e: Error) => debug(`libvirt: could not keep domain.xml: ${e.message}`));
     return { accel: accel.accel, sshPort };
   }
 
@@ -419,6 +428,7 @@ export class LibvirtDriver implements Driver {
     }
     const vols = mergeVolumes(facts.metadata?.volumes, o.pool ? defaultVolumes(o) : undefined);
     if (vols.length) await removeVolumes(v, vols, { ifExists: true });
+    await rm(libvirtFiles(rt.dir).domainXml, { force: true });
   }
 
   async addPort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {

@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { getDriver } from '../../../src/driver/driver.js';
 import { LibvirtDriver, Virsh, findDesync, repairDesync, libvirtDisks, parseKumoMetadata, registerLibvirt } from '../../../src/driver/libvirt/index.js';
 import { writeIso } from '../../../src/seed/index.js';
 import { libvirtdUnavailable, startLibvirtd, type TestLibvirtd } from '../../helpers/libvirtd.js';
+import { kumo } from '../../helpers/cli.js';
 
 const skip = libvirtdUnavailable();
 
@@ -263,5 +265,147 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     virsh(lv.tcpUri, 'vol-delete', '--pool', 'kumotest', baseVol!);
     virsh(lv.tcpUri, 'pool-destroy', 'kumotest');
     virsh(lv.tcpUri, 'pool-undefine', 'kumotest');
+  });
+  test('CLI: create --driver libvirt --connect URI --pool, list/info show the driver, delete removes the domain and its volumes (never the base); --connect with --driver qemu is refused', async () => {
+    const h = await mkdtemp('/tmp/kumo-lv-cli-');
+    const poolDir = join(h, 'pool');
+    await mkdir(poolDir);
+    assert.equal(virsh(lv.uri, 'pool-define-as', 'kumocli', 'dir', '--target', poolDir).status, 0);
+    assert.equal(virsh(lv.uri, 'pool-start', 'kumocli').status, 0);
+    try {
+      const common = ['--accel', 'tcg', '--memory', '128M', '--cpus', '1'];
+      // The refusals first: nothing may be made.
+      let r = await kumo(['--home', h, 'create', base, '--name', 'clix', '--driver', 'qemu', '--connect', lv.uri, ...common]);
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /connect: applies only to the libvirt driver \(the driver is qemu\)/);
+      assert.match(r.stderr, /hint: add --driver libvirt/);
+      assert.equal(existsSync(join(h, 'instances', 'clix')), false);
+      r = await kumo(['--home', h, 'create', base, '--name', 'clix', '--driver', 'libvirt', '--connect', lv.uri, '--pool', 'nosuchpool', ...common]);
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, /has no storage pool 'nosuchpool'/);
+      assert.equal(existsSync(join(h, 'instances', 'clix')), false, 'a missing pool is found before anything is made');
+
+      r = await kumo(['--home', h, '--json', 'create', base, '--name', 'clix', '--driver', 'libvirt', '--connect', lv.uri, '--pool', 'kumocli', ...common]);
+      assert.equal(r.code, 0, r.stderr);
+      const rec = JSON.parse(r.stdout) as { driver: string; driverOptions: Record<string, string> };
+      assert.equal(rec.driver, 'libvirt');
+      assert.deepEqual(rec.driverOptions, { connect: lv.uri, pool: 'kumocli' });
+      assert.deepEqual(JSON.parse(await readFile(join(h, 'instances', 'clix', 'instance.json'), 'utf8')).driverOptions, { connect: lv.uri, pool: 'kumocli' });
+
+      // A created instance has no domain yet (the first start defines it): plain stopped, no de-sync.
+      r = await kumo(['--home', h, 'list', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      let rows = JSON.parse(r.stdout) as { name: string; status: string; driver: string; connect?: string; desync?: string; ssh?: string }[];
+      assert.deepEqual(rows.map((x) => [x.name, x.status, x.driver, x.connect, x.desync]), [['clix', 'stopped', 'libvirt', lv.uri, undefined]]);
+      r = await kumo(['--home', h, 'list']);
+      assert.match(r.stdout, /clix\s+stopped\s+libvirt qemu:\/\/\/system/);
+
+      // Started without an OS (a blank disk): the domain and its volumes exist, ssh is forwarded.
+      r = await kumo(['--home', h, 'start', 'clix', '--no-wait']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(virsh(lv.uri, 'domstate', 'clix').out.trim(), 'running');
+      let vols = virsh(lv.uri, 'vol-list', '--pool', 'kumocli').out;
+      assert.match(vols, /kumo-clix-disk\.qcow2/);
+      assert.match(vols, /kumo-clix-seed\.iso/);
+      const baseVol = /(kumo-base-\S+)/.exec(vols)?.[1];
+      assert.ok(baseVol, vols);
+      r = await kumo(['--home', h, 'list', '--json']);
+      rows = JSON.parse(r.stdout);
+      assert.equal(rows[0]!.status, 'running');
+      assert.match(rows[0]!.ssh ?? '', /^127\.0\.0\.1:\d+$/);
+      assert.ok(await listening(Number(rows[0]!.ssh!.split(':')[1])), 'the ssh shown is the forward libvirt runs');
+      r = await kumo(['--home', h, 'info', 'clix', '--json']);
+      const info = JSON.parse(r.stdout) as { driver: { name: string; options: Record<string, string> } };
+      assert.deepEqual(info.driver, { name: 'libvirt', options: { connect: lv.uri, pool: 'kumocli' } });
+      r = await kumo(['--home', h, 'info', 'clix']);
+      assert.match(r.stdout, /driver:\s+libvirt \(connect qemu:\/\/\/system, pool kumocli\)/);
+
+      // delete: refused while running, then with --force the domain and the instance's volumes go.
+      r = await kumo(['--home', h, 'delete', 'clix']);
+      assert.equal(r.code, 5, r.stderr);
+      assert.match(r.stderr, /is running/);
+      r = await kumo(['--home', h, 'delete', '--force', 'clix']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.notEqual(virsh(lv.uri, 'domstate', 'clix').status, 0, 'the domain is undefined');
+      vols = virsh(lv.uri, 'vol-list', '--pool', 'kumocli').out;
+      assert.doesNotMatch(vols, /kumo-clix-/);
+      assert.match(vols, new RegExp(baseVol!.replace(/\./g, '\\.')), 'the base volume stays');
+      assert.equal(existsSync(join(h, 'instances', 'clix')), false);
+      virsh(lv.uri, 'vol-delete', '--pool', 'kumocli', baseVol!);
+    } finally {
+      if (virsh(lv.uri, 'dumpxml', 'clix').out.includes(h)) (virsh(lv.uri, 'destroy', 'clix'), virsh(lv.uri, 'undefine', 'clix'));
+      virsh(lv.uri, 'pool-destroy', 'kumocli');
+      virsh(lv.uri, 'pool-undefine', 'kumocli');
+      await rm(h, { recursive: true, force: true });
+    }
+  });
+
+  test('CLI de-sync: list marks an instance whose domain was undefined by hand and an orphan domain whose folder is gone; start and repair set them straight', async () => {
+    const h = await mkdtemp('/tmp/kumo-lv-cli-');
+    try {
+      const common = ['--accel', 'tcg', '--memory', '128M', '--cpus', '1', '--driver', 'libvirt', '--connect', lv.uri];
+      for (const n of ['clid', 'clio']) {
+        const r = await kumo(['--home', h, 'create', base, '--name', n, ...common]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal((await kumo(['--home', h, 'start', n, '--no-wait'])).code, 0);
+        assert.equal((await kumo(['--home', h, 'stop', '--force', n])).code, 0);
+      }
+      // The domain removed behind kumo's back.
+      assert.equal(virsh(lv.uri, 'undefine', 'clid').status, 0);
+      // The instance folder removed behind kumo's back: its domain is an orphan.
+      await rm(join(h, 'instances', 'clio'), { recursive: true });
+      let r = await kumo(['--home', h, 'list', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const rows = JSON.parse(r.stdout) as { name: string; status: string; driver: string; connect?: string; desync?: string; detail?: string }[];
+      const by = Object.fromEntries(rows.map((x) => [x.name, x]));
+      assert.equal(by.clid?.status, 'stopped');
+      assert.match(by.clid?.detail ?? '', /not defined in libvirt at qemu:\/\/\/system/);
+      assert.match(by.clid?.desync ?? '', /kumo start clid/);
+      assert.equal(by.clio?.status, 'orphan');
+      assert.equal(by.clio?.driver, 'libvirt');
+      assert.equal(by.clio?.connect, lv.uri);
+      assert.match(by.clio?.desync ?? '', /kumo repair clio/);
+      r = await kumo(['--home', h, 'list']);
+      assert.match(r.stdout, /clid\s+stopped \(de-sync\)/);
+      assert.match(r.stdout, /clio\s+orphan\s+libvirt/);
+      assert.match(r.stderr, /clio: libvirt domain 'clio' at qemu:\/\/\/system is stopped but its instance folder .* is gone; remove it with: kumo repair clio/);
+
+      // repair NAME removes only that orphan; the de-synced instance is reported with what fixes it.
+      r = await kumo(['--home', h, 'repair', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const rep = JSON.parse(r.stdout) as { removed: { instance: string }[]; desynced: { name: string; hint: string }[] };
+      assert.deepEqual(rep.removed.map((x) => x.instance), ['clio']);
+      assert.deepEqual(rep.desynced.map((x) => x.name), ['clid']);
+      assert.notEqual(virsh(lv.uri, 'domstate', 'clio').status, 0, 'the orphan domain is undefined');
+      // start is the repair of a missing domain.
+      assert.equal((await kumo(['--home', h, 'start', 'clid', '--no-wait'])).code, 0);
+      assert.equal(virsh(lv.uri, 'domstate', 'clid').out.trim(), 'running');
+      r = await kumo(['--home', h, 'list', '--json']);
+      assert.deepEqual((JSON.parse(r.stdout) as { name: string; status: string; desync?: string }[]).map((x) => [x.name, x.status, x.desync]), [['clid', 'running', undefined]]);
+      assert.equal((await kumo(['--home', h, 'delete', '--force', 'clid'])).code, 0);
+      assert.notEqual(virsh(lv.uri, 'domstate', 'clid').status, 0);
+
+      // With no instance left on that URI, the home still remembers it: a running orphan is found, and removed only with --force.
+      assert.equal((await kumo(['--home', h, 'create', base, '--name', 'cliz', ...common])).code, 0);
+      assert.equal((await kumo(['--home', h, 'start', 'cliz', '--no-wait'])).code, 0);
+      await rm(join(h, 'instances', 'cliz'), { recursive: true });
+      r = await kumo(['--home', h, 'list', '--json']);
+      assert.deepEqual((JSON.parse(r.stdout) as { name: string; status: string }[]).map((x) => [x.name, x.status]), [['cliz', 'orphan']]);
+      r = await kumo(['--home', h, 'repair', 'cliz']);
+      assert.equal(r.code, 5, r.stderr);
+      assert.match(r.stderr, /libvirt domain 'cliz' at qemu:\/\/\/system \(instance 'cliz'\) is running/);
+      assert.match(r.stderr, /hint: .*kumo repair --force cliz/);
+      assert.equal(virsh(lv.uri, 'domstate', 'cliz').out.trim(), 'running', 'left alone without --force');
+      r = await kumo(['--home', h, 'repair', '--force', 'cliz']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /cliz: removed libvirt domain 'cliz'/);
+      assert.notEqual(virsh(lv.uri, 'domstate', 'cliz').status, 0);
+      r = await kumo(['--home', h, 'repair']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /nothing out of step/);
+    } finally {
+      for (const d of ['clid', 'clio', 'cliz']) if (virsh(lv.uri, 'dumpxml', d).out.includes(h)) (virsh(lv.uri, 'destroy', d), virsh(lv.uri, 'undefine', d));
+      await rm(h, { recursive: true, force: true });
+    }
   });
 });
