@@ -53,3 +53,30 @@ test('network option, domifaddr parsing and driver options', () => {
   assert.deepEqual(o, { connect: 'qemu+tcp://127.0.0.1/system', domain: 'a', network: { kind: 'user' }, forwardAddr: '127.0.0.1', pool: 'p' });
   assert.throws(() => libvirtOptions({ name: 'a', driverOptions: { connect: 'nope' } }), /not a libvirt connection URI/);
 });
+
+test('resolveOptions pins the connect URI at create (LIBVIRT_DEFAULT_URI, else by user) and validates the rest; capabilities', async () => {
+  const { LibvirtDriver, parsePoolOption } = await import('../../../src/driver/libvirt/index.js');
+  const { QemuDriver } = await import('../../../src/driver/qemu/index.js');
+  const { hasCapability } = await import('../../../src/driver/driver.js');
+  const d = new LibvirtDriver();
+  const saved = process.env.LIBVIRT_DEFAULT_URI;
+  try {
+    process.env.LIBVIRT_DEFAULT_URI = 'qemu+tcp://127.0.0.1:1/system';
+    assert.deepEqual(d.resolveOptions(undefined), { connect: 'qemu+tcp://127.0.0.1:1/system' });
+    assert.deepEqual(d.resolveOptions({ pool: 'p', network: 'network:default' }), { connect: 'qemu+tcp://127.0.0.1:1/system', pool: 'p', network: 'network:default' });
+    delete process.env.LIBVIRT_DEFAULT_URI;
+    assert.deepEqual(d.resolveOptions({}), { connect: process.getuid?.() === 0 ? 'qemu:///system' : 'qemu:///session' });
+    assert.deepEqual(d.resolveOptions({ connect: 'qemu:///session' }), { connect: 'qemu:///session' });
+  } finally {
+    if (saved === undefined) delete process.env.LIBVIRT_DEFAULT_URI;
+    else process.env.LIBVIRT_DEFAULT_URI = saved;
+  }
+  assert.throws(() => d.resolveOptions({ connect: 'qemu:///system', network: 'bad name' }), (e: Error & { code?: string }) => e.code === 'LIBVIRT_NETWORK_INVALID');
+  assert.throws(() => parsePoolOption('-rf'), (e: Error & { code?: string; hint?: string }) => e.code === 'LIBVIRT_POOL_INVALID' && !!e.hint);
+  assert.equal(parsePoolOption('default'), 'default');
+  for (const cap of ['ports', 'consoleLog', 'sshEndpoint', 'desync'] as const) assert.equal(hasCapability(d, cap), true, cap);
+  assert.equal(typeof d.purge, 'function');
+  const q = new QemuDriver();
+  assert.equal(hasCapability(q, 'sshEndpoint'), false, 'the QEMU driver: 127.0.0.1:sshPort');
+  assert.equal(hasCapability(q, 'desync'), false);
+});
