@@ -50,3 +50,23 @@ test('the same image boots with UEFI (OVMF)', { timeout: 600_000 }, async (t) =>
     await vm.stop();
   }
 });
+
+test('with no seed at all the image boots to a login prompt without waiting for datasources', { timeout: 600_000 }, async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const t0 = Date.now();
+  const vm = await bootImage({ image: testImagePath(), noSeed: true });
+  try {
+    let log = '';
+    while (Date.now() - t0 < 400_000) {
+      log = await readFile(vm.serialLog, 'utf8').catch(() => '');
+      if (/ login: /.test(log) || / login:\s*$/m.test(log)) break;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    const s = Math.round((Date.now() - t0) / 1000);
+    t.diagnostic(`no seed: login prompt on ttyS0 after ${s} s`);
+    assert.match(log, /login:/, log.split('\n').slice(-20).join('\n'));
+    assert.doesNotMatch(log, /Cloud-init v\. \S+ running 'init'/, 'cloud-init stays off when no datasource is found');
+  } finally {
+    await vm.stop();
+  }
+});
