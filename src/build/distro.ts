@@ -3,7 +3,7 @@
  * the bootstrap tool and its arguments, the mirror, the apt suites written into the image, the
  * kernel package and the keyring used to verify the bootstrap.
  */
-import { closest } from '../cli/command.js';
+import { closest } from '../core/text.js';
 import { InvalidInputError } from '../core/errors.js';
 
 export interface ReleaseInfo {

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { closest } from '../cli/command.js';
+import { closest } from '../core/text.js';
 import { InvalidInputError, NotFoundError } from '../core/errors.js';
 
 export const PHASES = [

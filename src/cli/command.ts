@@ -7,6 +7,9 @@
  * Commands parse, call the library and render. They do no work of their own.
  */
 import { UsageError } from '../core/errors.js';
+import { closest } from '../core/text.js';
+
+export { closest, editDistance } from '../core/text.js';
 import type { Output } from './output.js';
 import type { KumoPaths } from '../config/paths.js';
 
@@ -75,27 +78,6 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   'no-color': { type: 'boolean', description: 'no colours (also: NO_COLOR=1)' },
   help: { type: 'boolean', short: 'h', description: 'show help for this command' },
 };
-
-/** Levenshtein distance, for "did you mean" suggestions. */
-export function editDistance(a: string, b: string): number {
-  const m = a.length;
-  const n = b.length;
-  let prev = Array.from({ length: n + 1 }, (_, j) => j);
-  for (let i = 1; i <= m; i++) {
-    const cur = [i];
-    for (let j = 1; j <= n; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[n]!;
-}
-
-export function closest(word: string, candidates: readonly string[], maxDistance = 3): string[] {
-  return candidates
-    .map((c) => ({ c, d: c.startsWith(word) || word.startsWith(c) ? 1 : editDistance(word, c) }))
-    .filter((x) => x.d <= Math.max(1, Math.min(maxDistance, Math.floor(word.length / 2))))
-    .sort((a, b) => a.d - b.d)
-    .map((x) => x.c);
-}
 
 /**
  * Parse argv for one command. Accepts `--opt value`, `--opt=value`, `-x value`, `--no-FLAG`

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { fsError, InvalidInputError, NotFoundError, UnsupportedError, ValidationError, type ValidationIssue } from '../core/errors.js';
-import { closest } from '../cli/command.js';
+import { closest } from '../core/text.js';
 import type { KumoPaths } from '../config/paths.js';
 import { parseSumsFile, type Checksum, type HashAlgo } from './checksums.js';
 import { fetchText, type RetryOptions } from './http.js';

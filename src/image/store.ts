@@ -209,7 +209,7 @@ export async function getImage(paths: KumoPaths, ref: string): Promise<ImageReco
   const records = await listImages(paths);
   const r = await findIn(paths, records, ref);
   if (r) return r;
-  const { closest } = await import('../cli/command.js');
+  const { closest } = await import('../core/text.js');
   const names = records.flatMap((x) => [x.name, ...x.aliases].filter((n): n is string => !!n));
   const s = closest(ref, names);
   throw new NotFoundError('IMAGE_NOT_FOUND', `no stored image '${ref}'`, {
