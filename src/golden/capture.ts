@@ -76,7 +76,9 @@ async function sealCopy(paths: KumoPaths, rec: InstanceRecord, driver: Driver, w
   try {
     const res = await em.step('capture.boot', `booting a copy of ${rec.name} to seal it`, () => driver.start(rt, { ...(o.onEvent ? { onEvent: o.onEvent } : {}), ...(o.signal ? { signal: o.signal } : {}) }));
     started = true;
-    const target = sshTargetFor(paths, { ...rec, ssh: { ...rec.ssh, port: res.sshPort } });
+    // Where the copy's sshd is reached: the driver's endpoint (a libvirt network address), else the forwarded port.
+    const ep = (await driver.sshEndpoint?.(rt)) ?? { host: '127.0.0.1', port: res.sshPort };
+    const target = { ...sshTargetFor(paths, { ...rec, ssh: { ...rec.ssh, port: ep.port } }), host: ep.host };
     await waitReady(target, {
       instanceId: rec.instanceId,
       serialLog,
@@ -110,11 +112,13 @@ async function sealCopy(paths: KumoPaths, rec: InstanceRecord, driver: Driver, w
       }
       started = false;
       await driver.cleanup(rt);
+      await driver.purge?.(rt); // a libvirt copy's domain must not outlive the capture
     });
   } finally {
     if (started) {
       await driver.stop(rt, { force: true }).catch(() => {});
       await driver.cleanup(rt).catch(() => {});
+      await driver.purge?.(rt).catch(() => {});
     }
   }
 }

@@ -11,8 +11,10 @@
  * NEW, users), a new seed, new ssh host keys and known_hosts, a new MAC (from the instance-id) and
  * a new ssh port on first start. SRC's extra port forwards are not copied (their host ports
  * belong to SRC), nor is SRC's user-data (it ran in SRC already; the clone's seed has kumo's part:
- * user, keys, host keys, hostname). The machine-id stays SRC's: for fully fresh machines, capture
- * SRC into an image and launch from it.
+ * user, keys, host keys, hostname). The clone's seed also carries CLONE_USER_DATA, a `bootcmd`
+ * that cloud-init runs once per instance-id: it replaces SRC's machine-id with a fresh one (on the
+ * first boot of the clone; journald is restarted to pick it up). For machines sealed of every
+ * other trace of SRC (logs, histories, caches), capture SRC into an image and launch from it.
  *
  * SRC must be stopped (a disk in use is not a consistent copy) and is only read.
  */
@@ -26,6 +28,13 @@ import { Emitter } from '../events/events.js';
 import { qemuImg } from '../disk/index.js';
 import { createInstance, instanceFiles, lockInstance, readRecord, type InstanceRecord } from '../instance/index.js';
 import { ensureStopped, mapDiskFull, type StopFirstOptions } from './common.js';
+
+/** The clone's own user-data: a fresh machine-id on its first boot (once per instance-id). */
+export const CLONE_USER_DATA = `#cloud-config
+# kumo clone: this machine's disk was copied from another one; give it its own machine-id.
+bootcmd:
+  - [cloud-init-per, instance, kumo-clone-machine-id, sh, -c, "rm -f /etc/machine-id /var/lib/dbus/machine-id && systemd-machine-id-setup && (systemctl restart systemd-journald || true)"]
+`;
 
 export interface CloneOptions extends StopFirstOptions {}
 
@@ -67,6 +76,9 @@ export async function cloneInstance(paths: KumoPaths, src: string, name: string,
     user: rec.ssh.user,
     seedFormat: rec.seedFormat,
     firmware: rec.firmware,
+    userDataText: CLONE_USER_DATA,
+    // the clone lives where its source lives (libvirt URI, pool, network)
+    ...Object.fromEntries(['connect', 'pool', 'network'].filter((k) => rec.driverOptions?.[k] !== undefined).map((k) => [k, rec.driverOptions![k]])),
   };
   const spec = validateSpec(input); // checks NEW's name before anything is touched
   await ensureStopped(paths, src, 'clone', { ...o, usage: `kumo clone --stop ${src} ${name}` });

@@ -5,7 +5,7 @@
  * is byte for byte unchanged), launch two instances from the image at once (both have the file
  * and the package; machine-id, ssh host keys and hostname differ), clone the stopped source (new
  * identity), consolidate one instance, remove the golden image, and boot it again (data kept).
- * Boots: source, sealing copy, two clones together, the consolidated one again.
+ * Boots: source, sealing copy, two launches together, the consolidated one again with the clone.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -207,8 +207,20 @@ test('golden images: customise, snapshot, capture + seal, launch two, clone, con
   assert.equal((JSON.parse(execFileSync('qemu-img', ['info', '--output=json', g1Disk]).toString()) as { 'backing-filename'?: string })['backing-filename'], undefined);
   await ok(['image', 'rm', 'golden']);
   assert.equal(existsSync(cap.image.path), false, 'the golden image file is gone');
-  await ok(['start', 'g1']);
-  lap('g1 booted again');
+  // boot g1 again, and the clone of src for the first time, together
+  const [s1, s2] = await Promise.all([k(['start', 'g1']), k(['start', 'src-copy'])]);
+  assert.equal(s1.code, 0, s1.stderr);
+  assert.equal(s2.code, 0, s2.stderr);
+  lap('g1 booted again, src-copy booted');
+  // the clone has src's disk content and a new identity: machine-id, host key, hostname
+  assert.equal(await sh('src-copy', 'cat /etc/golden-marker'), 'made in src');
+  const cloneId = await identity('src-copy');
+  assert.equal(cloneId.hostname, 'src-copy');
+  assert.match(cloneId.machineId, /^[0-9a-f]{32}$/);
+  assert.notEqual(cloneId.machineId, srcId.machineId, 'the clone has its own machine-id');
+  assert.notEqual(cloneId.hostKey, srcId.hostKey, 'the clone has its own host key');
+  await ok(['delete', '--force', 'src-copy']);
+  made.delete('src-copy');
   assert.equal(await sh('g1', 'cat /etc/golden-marker'), 'made in src');
   assert.equal(await sh('g1', 'kumo-golden-demo'), 'golden-demo-works');
   assert.equal((await identity('g1')).machineId, i1.machineId, 'g1 kept its identity');
