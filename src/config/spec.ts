@@ -472,5 +472,8 @@ export async function loadUserData(spec: Pick<InstanceSpec, 'userDataPath' | 'us
   }
   const why = userDataProblem(data);
   if (why) throw new ValidationError('invalid user-data', [{ path: `userData (${spec.userDataPath})`, message: why, hint: USER_DATA_HINT }]);
+  // gzip'd user-data (which cloud-init accepts) is unpacked here: kumo merges its own part into
+  // the content, and the seed carries the result as text.
+  if (data[0] === 0x1f && data[1] === 0x8b) data = gunzipSync(data);
   return data.toString('utf8');
 }

@@ -115,6 +115,9 @@ test('loadSpecFile parses YAML (relative paths against the file) and validateSpe
     await assert.rejects(loadUserData(s), (e: Error) => e instanceof ValidationError && /does not recognise/.test(e.message));
     await writeFile(join(dir, 'init.yaml'), '#cloud-config\nruncmd: [true]\n');
     assert.match((await loadUserData(s))!, /runcmd/);
+    // gzip'd user-data is unpacked to its text (kumo merges its part into it)
+    await writeFile(join(dir, 'init.yaml'), gzipSync('#cloud-config\nruncmd: [echo gz]\n'));
+    assert.equal(await loadUserData(s), '#cloud-config\nruncmd: [echo gz]\n');
     await writeFile(join(dir, 'bad.yaml'), 'name: [unclosed\n');
     await assert.rejects(loadSpecFile(join(dir, 'bad.yaml')), (e: Error & { code?: string }) => e.code === 'SPEC_PARSE');
   } finally {
