@@ -2,6 +2,7 @@
  * `kumo create [IMAGE]`: like launch, but the instance is not started.
  */
 import { optString, type CommandDef } from '../command.js';
+import { INSTANCE_OPTIONS } from './launch.js';
 
 const create: CommandDef = {
   name: 'create',
@@ -10,20 +11,7 @@ const create: CommandDef = {
   description: "Makes everything `kumo launch` makes, then stops: start it later with 'kumo start NAME'.",
   args: [{ name: 'image', description: 'image alias, id, URL or file (default: debian-12)' }],
   options: {
-    name: { type: 'string', short: 'n', description: 'instance name (default: generated)', placeholder: 'NAME' },
-    spec: { type: 'string', description: 'read the instance spec from a YAML file (flags override it)', placeholder: 'FILE' },
-    cpus: { type: 'string', short: 'c', description: 'virtual CPUs (default 2)', placeholder: 'N' },
-    memory: { type: 'string', short: 'm', description: 'memory, e.g. 1G or 1024 (MiB; default 1G)', placeholder: 'SIZE' },
-    disk: { type: 'string', description: 'grow the disk to SIZE (e.g. 20G)', placeholder: 'SIZE' },
-    'user-data': { type: 'string', description: 'cloud-init user-data file (#cloud-config, script, ...)', placeholder: 'FILE' },
-    'ssh-key': { type: 'string', description: 'your private ssh key (FILE.pub beside it; default: kumo\u2019s own key)', placeholder: 'FILE' },
-    port: { type: 'string', short: 'p', multiple: true, description: 'forward a host port to the guest (127.0.0.1 unless ADDR is given)', placeholder: '[ADDR:]HOST:GUEST[/udp]' },
-    accel: { type: 'string', description: 'accelerator (default auto: KVM when a probe shows it works, else TCG)', choices: ['auto', 'kvm', 'tcg'] },
-    driver: { type: 'string', description: 'backend: qemu (default; QEMU run by kumo) or libvirt (a libvirt domain); the registered drivers are accepted', placeholder: 'NAME' },
-    connect: { type: 'string', description: 'libvirt only: connection URI (default $LIBVIRT_DEFAULT_URI, else qemu:///system for root, qemu:///session otherwise)', placeholder: 'URI' },
-    pool: { type: 'string', description: 'libvirt only: storage pool for the disk and seed volumes (needed for a remote URI)', placeholder: 'NAME' },
-    network: { type: 'string', description: 'libvirt only: user (default, ports forwarded), network:NAME (a libvirt network, address from DHCP) or bridge:NAME', placeholder: 'NET' },
-    user: { type: 'string', description: 'login user made in the guest (default kumo)', placeholder: 'USER' },
+    ...INSTANCE_OPTIONS,
     timeout: { type: 'string', description: 'seconds later starts wait for readiness (default 600)', placeholder: 'SEC' },
   },
   examples: ['kumo create debian-12 --name db --memory 2G', 'kumo start db', 'kumo create deb12 --name lv --driver libvirt --connect qemu:///system'],

@@ -1,7 +1,28 @@
 /**
  * `kumo launch [IMAGE]`: create an instance and start it, then wait until it is ready.
  */
-import { argString, optBool, optList, optString, type CommandDef } from '../command.js';
+import { argString, optBool, optList, optString, type CommandDef, type OptionSpec } from '../command.js';
+
+/** Options shared by `kumo launch` and `kumo create`: what the instance is made of. */
+export const INSTANCE_OPTIONS: Record<string, OptionSpec> = {
+  name: { type: 'string', short: 'n', description: 'instance name (default: generated)', placeholder: 'NAME' },
+  spec: { type: 'string', description: 'read the instance spec from a YAML file (flags override it)', placeholder: 'FILE' },
+  cpus: { type: 'string', short: 'c', description: 'virtual CPUs (default 2)', placeholder: 'N' },
+  memory: { type: 'string', short: 'm', description: 'memory, e.g. 1G or 1024 (MiB; default 1G)', placeholder: 'SIZE' },
+  disk: { type: 'string', description: 'grow the disk to SIZE (e.g. 20G)', placeholder: 'SIZE' },
+  'user-data': { type: 'string', description: 'cloud-init user-data file (#cloud-config, script, ...)', placeholder: 'FILE' },
+  'ssh-key': { type: 'string', description: 'your private ssh key (FILE.pub beside it; default: kumo\u2019s own key)', placeholder: 'FILE' },
+  port: { type: 'string', short: 'p', multiple: true, description: 'forward a host port to the guest (127.0.0.1 unless ADDR is given)', placeholder: '[ADDR:]HOST:GUEST[/udp]' },
+  accel: { type: 'string', description: 'accelerator (default auto: KVM when a probe shows it works, else TCG)', choices: ['auto', 'kvm', 'tcg'] },
+  firmware: { type: 'string', description: 'firmware: bios (SeaBIOS, default) or uefi (OVMF, with per-instance EFI variables)', choices: ['bios', 'uefi'], placeholder: 'FW' },
+  'seed-format': { type: 'string', description: 'cloud-init seed: nocloud (default, label cidata) or configdrive (label config-2)', choices: ['nocloud', 'configdrive'], placeholder: 'FORMAT' },
+  driver: { type: 'string', description: 'backend: qemu (default; QEMU run by kumo) or libvirt (a libvirt domain); the registered drivers are accepted', placeholder: 'NAME' },
+  connect: { type: 'string', description: 'libvirt only: connection URI (default $LIBVIRT_DEFAULT_URI, else qemu:///system for root, qemu:///session otherwise)', placeholder: 'URI' },
+  pool: { type: 'string', description: 'libvirt only: storage pool for the disk and seed volumes (needed for a remote URI)', placeholder: 'NAME' },
+  network: { type: 'string', description: 'libvirt only: user (default, ports forwarded), network:NAME (a libvirt network, address from DHCP) or bridge:NAME', placeholder: 'NET' },
+  user: { type: 'string', description: 'login user made in the guest (default kumo)', placeholder: 'USER' },
+  
+};
 
 const launch: CommandDef = {
   name: 'launch',
@@ -13,20 +34,7 @@ const launch: CommandDef = {
     'The VM runs under QEMU directly (--driver qemu, the default) or as a libvirt domain (--driver libvirt; --connect, --pool and --network are its settings, kept with the instance).',
   args: [{ name: 'image', description: 'image alias, id, URL or file (default: debian-12)' }],
   options: {
-    name: { type: 'string', short: 'n', description: 'instance name (default: generated)', placeholder: 'NAME' },
-    spec: { type: 'string', description: 'read the instance spec from a YAML file (flags override it)', placeholder: 'FILE' },
-    cpus: { type: 'string', short: 'c', description: 'virtual CPUs (default 2)', placeholder: 'N' },
-    memory: { type: 'string', short: 'm', description: 'memory, e.g. 1G or 1024 (MiB; default 1G)', placeholder: 'SIZE' },
-    disk: { type: 'string', description: 'grow the disk to SIZE (e.g. 20G)', placeholder: 'SIZE' },
-    'user-data': { type: 'string', description: 'cloud-init user-data file (#cloud-config, script, ...)', placeholder: 'FILE' },
-    'ssh-key': { type: 'string', description: 'your private ssh key (FILE.pub beside it; default: kumo\u2019s own key)', placeholder: 'FILE' },
-    port: { type: 'string', short: 'p', multiple: true, description: 'forward a host port to the guest (127.0.0.1 unless ADDR is given)', placeholder: '[ADDR:]HOST:GUEST[/udp]' },
-    accel: { type: 'string', description: 'accelerator (default auto: KVM when a probe shows it works, else TCG)', choices: ['auto', 'kvm', 'tcg'] },
-    driver: { type: 'string', description: 'backend: qemu (default; QEMU run by kumo) or libvirt (a libvirt domain); the registered drivers are accepted', placeholder: 'NAME' },
-    connect: { type: 'string', description: 'libvirt only: connection URI (default $LIBVIRT_DEFAULT_URI, else qemu:///system for root, qemu:///session otherwise)', placeholder: 'URI' },
-    pool: { type: 'string', description: 'libvirt only: storage pool for the disk and seed volumes (needed for a remote URI)', placeholder: 'NAME' },
-    network: { type: 'string', description: 'libvirt only: user (default, ports forwarded), network:NAME (a libvirt network, address from DHCP) or bridge:NAME', placeholder: 'NET' },
-    user: { type: 'string', description: 'login user made in the guest (default kumo)', placeholder: 'USER' },
+    ...INSTANCE_OPTIONS,
     wait: { type: 'boolean', description: 'wait until ready (default; --no-wait returns once the VM is started)' },
     timeout: { type: 'string', description: 'seconds to wait for readiness (default 600)', placeholder: 'SEC' },
   },
@@ -75,6 +83,8 @@ export function specInput(args: Parameters<NonNullable<CommandDef['run']>>[1], b
     ['user-data', 'userData'],
     ['ssh-key', 'sshKey'],
     ['accel', 'accel'],
+    ['firmware', 'firmware'],
+    ['seed-format', 'seedFormat'],
     ['driver', 'driver'],
     ['connect', 'connect'],
     ['pool', 'pool'],

@@ -27,8 +27,8 @@ export interface QemuArgvOptions {
   accel: 'kvm' | 'tcg';
   /** Run in the foreground instead of -daemonize (tests, debugging). */
   foreground?: boolean;
-  /** OVMF code file for UEFI firmware. */
-  ovmfCode?: string;
+  /** UEFI firmware: OVMF's code (read-only) and this instance's own copy of the variable store. */
+  ovmf?: { code: string; vars: string };
 }
 
 /** Escape a value for QEMU's option syntax: commas are doubled. */
@@ -51,8 +51,9 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
   else a.push('-accel', 'tcg,thread=multi', '-cpu', 'max');
   a.push('-smp', String(rt.cpus));
   a.push('-m', `${rt.memoryMiB}M`);
-  if (rt.firmware === 'uefi' && o.ovmfCode) {
-    a.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuOptValue(o.ovmfCode)}`);
+  if (rt.firmware === 'uefi' && o.ovmf) {
+    a.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuOptValue(o.ovmf.code)}`);
+    a.push('-drive', `if=pflash,format=raw,unit=1,file=${qemuOptValue(o.ovmf.vars)}`);
   }
   // The instance disk: the qcow2 overlay, backed by the read-only base.
   a.push('-drive', `file=${qemuOptValue(rt.disk.path)},if=none,id=disk0,format=${rt.disk.format},discard=unmap,cache=writeback`);

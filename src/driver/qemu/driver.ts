@@ -14,6 +14,7 @@ import type { KumoPaths } from '../../config/paths.js';
 import type { Driver, DriverCapabilities, InstanceRuntime, PortForward, RuntimeStatus, SnapshotInfo, StartOptions, StartResult, StopOptions } from '../driver.js';
 import { freePort, portFree, PortInUseError } from '../net.js';
 import { detectAccel } from './accel.js';
+import { instanceFirmware } from './firmware.js';
 import { buildQemuArgv, hostfwdRule, qemuFiles } from './argv.js';
 import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
 import * as snapshots from './snapshots.js';
@@ -151,8 +152,9 @@ export class QemuDriver implements Driver {
     debug(`qemu: accelerator ${accel.accel} (${accel.reason})`);
     let sshPort = rt.sshPort;
     if (!sshPort || !(await portFree(sshPort))) sshPort = await freePort();
+    const ovmf = rt.firmware === 'uefi' ? await instanceFirmware(rt.dir) : undefined;
     for (let attempt = 0; ; attempt++) {
-      const argv = buildQemuArgv({ ...rt, sshPort }, { accel: accel.accel });
+      const argv = buildQemuArgv({ ...rt, sshPort }, { accel: accel.accel, ...(ovmf ? { ovmf } : {}) });
       const r = await run(this.binary, argv, { allowFailure: true, signal: opts.signal, timeoutMs: 60_000 });
       if (r.code === 0) break;
       await this.removeRuntimeFiles(rt);

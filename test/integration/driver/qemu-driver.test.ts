@@ -136,3 +136,23 @@ test('parallel starts of different instances get different ssh ports', async () 
   const q = await withQmp(join(root, 'none'), async () => 1).catch((e: Error & { code?: string }) => e.code);
   assert.equal(q, 'QMP_UNAVAILABLE');
 });
+
+test('firmware uefi: OVMF code read-only and a per-instance copy of its variable store', async () => {
+  const rt = { ...(await runtime('u1')), firmware: 'uefi' as const };
+  started.push(rt);
+  await drv.start(rt);
+  const vars = join(rt.dir, 'efivars.fd');
+  assert.ok(existsSync(vars), 'the instance has its own EFI variable store');
+  const blocks = await withQmp(qemuFiles(rt.dir).qmpSocket, (q) => q.execute('query-block')) as { device: string; inserted?: { file: string; ro: boolean } }[];
+  const pflash = blocks.filter((b) => b.device.startsWith('pflash'));
+  assert.equal(pflash.length, 2, JSON.stringify(blocks.map((b) => b.device)));
+  assert.ok(pflash.some((b) => b.inserted?.ro === true && /OVMF_CODE/.test(b.inserted.file)), 'OVMF code is read-only');
+  assert.ok(pflash.some((b) => b.inserted?.ro === false && b.inserted.file === vars), 'the variable store is the instance copy, writable');
+  await drv.stop(rt, { force: true });
+  // a second start keeps the same variable store (boot entries persist): the file is not copied again
+  const { stat } = await import('node:fs/promises');
+  const ino = (await stat(vars)).ino;
+  await drv.start(rt);
+  assert.equal((await stat(vars)).ino, ino);
+  await drv.stop(rt, { force: true });
+});

@@ -32,6 +32,15 @@ test('argv: q35, TCG with one thread per vCPU, sizes', () => {
   assert.ok(a.includes('-nodefaults'));
 });
 
+test('argv: UEFI adds OVMF code (read-only) and the instance variable store as pflash', () => {
+  const a = buildQemuArgv({ ...rt, firmware: 'uefi' }, { accel: 'tcg', ovmf: { code: '/fw/CODE.fd', vars: '/i/efivars.fd' } });
+  assert.deepEqual(optAfter(a, '-drive').filter((d) => d.startsWith('if=pflash')), [
+    'if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd',
+    'if=pflash,format=raw,unit=1,file=/i/efivars.fd',
+  ]);
+  assert.equal(buildQemuArgv(rt, { accel: 'tcg' }).some((x) => x.includes('pflash')), false, 'BIOS: no pflash');
+});
+
 test('argv: KVM uses the host CPU', () => {
   const a = buildQemuArgv(rt, { accel: 'kvm' });
   assert.deepEqual(optAfter(a, '-accel'), ['kvm']);
