@@ -14,9 +14,9 @@ if ! kumo image info "$IMAGE" >/dev/null 2>&1; then
   echo "quickstart: building image $IMAGE from Debian packages (a few minutes, once)"
   kumo image build --name "$IMAGE"
 fi
-if kumo info "$VM" >/dev/null 2>&1; then
-  echo "quickstart: instance $VM exists; starting it if it is stopped"
-  kumo start "$VM" || true
+if state=$(kumo info "$VM" --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",(c)=>s+=c).on("end",()=>console.log(JSON.parse(s).state))'); then
+  echo "quickstart: instance $VM exists ($state)"
+  [ "$state" = running ] || kumo start "$VM"
 else
   kumo launch "$IMAGE" --name "$VM"
 fi
@@ -25,3 +25,4 @@ kumo exec "$VM" -- cloud-init status
 kumo list
 echo
 echo "quickstart: '$VM' is running. Try: node bin/kumo.js ssh $VM    (delete it with: node bin/kumo.js delete $VM --force)"
+echo "quickstart: to type 'kumo' instead of 'node bin/kumo.js', run: npm link"
