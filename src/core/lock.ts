@@ -10,6 +10,7 @@ import { open, readFile, unlink, rename, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { ConflictError, fsError, InterruptedError } from './errors.js';
 import { pidAlive } from './exec.js';
+import { sleep } from './time.js';
 
 export interface LockOwner {
   pid: number;
@@ -126,7 +127,6 @@ async function breakStale(path: string, seen: LockOwner): Promise<boolean> {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Take the lock at `path` or throw a ConflictError naming who holds it. The lock is released by

@@ -26,6 +26,7 @@ import { checkImageName, findImage, importImage, type ImageRecord } from '../ima
 import { instanceFiles, lockInstance, readRecord, runtimeFor, sshTargetFor, type InstanceRecord } from '../instance/index.js';
 import { ensureStopped, mapDiskFull, measureQcow2, requireSpace, type StopFirstOptions } from './common.js';
 import { SEAL_DONE_MARKER, SEAL_OPERATIONS, sealScript } from './seal.js';
+import { sleep } from '../core/time.js';
 
 export interface CaptureOptions extends StopFirstOptions {
   /** Name of the new image. */
@@ -66,7 +67,6 @@ export function captureMetadata(rec: InstanceRecord, sealed: boolean, at = new D
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Boot a copy of the instance on `overlay`, seal it over ssh, and wait for its clean power-off. */
 async function sealCopy(paths: KumoPaths, rec: InstanceRecord, driver: Driver, work: string, overlay: string, o: CaptureOptions, em: Emitter): Promise<void> {

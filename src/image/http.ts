@@ -5,6 +5,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { InterruptedError, KumoError } from '../core/errors.js';
+import { sleep as coreSleep } from '../core/time.js';
 import { debug } from '../core/log.js';
 
 export const USER_AGENT = 'kumo (+https://github.com/kumo)';
@@ -133,19 +134,9 @@ export interface RetryOptions {
   onRetry?: (attempt: number, err: unknown, delayMs: number) => void;
 }
 
+/** Wait `ms` (abortable: an abort ends the wait as an interrupted download). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortError(signal!));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  return coreSleep(ms, signal, abortError);
 }
 
 export function isTransient(e: unknown): boolean {

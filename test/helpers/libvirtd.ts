@@ -19,8 +19,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, unlink, copyFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../../src/driver/net.js';
 
 const STATE = '/run/kumo-test-libvirtd';
 const DAEMON_JSON = join(STATE, 'daemon.json');
@@ -94,17 +94,6 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   } finally {
     await rm(LOCK, { recursive: true, force: true });
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen({ port: 0, host: '127.0.0.1' }, () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
 }
 
 async function readState(): Promise<DaemonState | undefined> {

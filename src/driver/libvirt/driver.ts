@@ -35,8 +35,8 @@ import { Virsh, clientName, defaultUri, firstError, isLocalUri, parseUri, reachH
 import { buildDomainXml, parseDomainFacts, parseNetworkOption, parsePoolOption, type DiskSource, type DomainFacts, type KumoMetadata, type NetworkSpec } from './xml.js';
 import { prepareVolumes, removeVolumes, requirePool } from './pool.js';
 import { findDesync, rememberUri, removeOrphanDomain } from './sync.js';
+import { sleep } from '../../core/time.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The netdev id libvirt gives the first interface's backend. */
 export const USER_NETDEV = 'hostnet0';

@@ -18,10 +18,10 @@ import { instanceFirmware } from './firmware.js';
 import { buildQemuArgv, hostfwdRule, qemuFiles } from './argv.js';
 import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
 import * as snapshots from './snapshots.js';
+import { sleep } from '../../core/time.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The pid in the instance's qemu.pid, if the file exists and holds a number. */
 export async function readPidFile(dir: string): Promise<number | undefined> {
