@@ -13,7 +13,6 @@ import { mkdir, rm, rename, copyFile, writeFile, readFile, chmod, readdir, lstat
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { join, dirname, resolve, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createReadStream } from 'node:fs';
 import { run, pidAlive, type RunOptions } from '../core/exec.js';
 import { InterruptedError, KumoError, fsError } from '../core/errors.js';
 import { Emitter, type EventSink } from '../events/events.js';
@@ -21,6 +20,7 @@ import { resolveDistro, type ResolvedDistro } from './distro.js';
 import { loadElementSet, elementSearchPath, elementFiles, builtinElementsDir, IN_CHROOT, PACKAGE_PHASES, PHASES, type ElementSet, type Phase } from './elements.js';
 import { assembleDisk, parseSize, planLayout, ROOT_LABEL } from './disk.js';
 import { ScriptFailedError, MirrorUnreachableError, DiskFullError, NotRootError } from './errors.js';
+import { hashFile } from '../core/fs.js';
 
 export interface BuildOptions {
   distro?: string;
@@ -154,12 +154,6 @@ function nsArgv(cmd: string[]): [string, string[]] {
 
 function checkAbort(signal?: AbortSignal): void {
   if (signal?.aborted) throw new InterruptedError('the image build was interrupted');
-}
-
-async function sha256File(p: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(p)) h.update(c as Buffer);
-  return h.digest('hex');
 }
 
 async function mirrorCheck(d: ResolvedDistro, signal?: AbortSignal): Promise<void> {
@@ -383,7 +377,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       await rename(tmpOut, output);
     });
     const st = await stat(output);
-    const sha256 = await sha256File(output);
+    const sha256 = await hashFile(output);
     ok = true;
     const result: BuildResult = {
       path: output,

@@ -3,7 +3,8 @@
  */
 import { open, rename, mkdir, unlink, readFile, chmod, stat, rm } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { fsError, InvalidInputError } from './errors.js';
 
 /** A temp name beside `path`, in the same folder so that rename() is atomic. */
@@ -88,4 +89,11 @@ export async function exists(path: string): Promise<boolean> {
 
 export async function removeQuietly(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true }).catch(() => {});
+}
+
+/** A digest of a file (sha256 unless told), hex, read in 1 MiB chunks; abortable. */
+export async function hashFile(path: string, o: { algo?: string; signal?: AbortSignal } = {}): Promise<string> {
+  const h = createHash(o.algo ?? 'sha256');
+  for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024, ...(o.signal ? { signal: o.signal } : {}) })) h.update(c as Buffer);
+  return h.digest('hex');
 }

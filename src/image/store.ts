@@ -4,13 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import { chmod, readdir, rename, stat, unlink, rm } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
 import { basename, join, resolve as resolvePath } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { ConflictError, fsError, InterruptedError, InvalidInputError, isKumoError, KumoError, NotFoundError } from '../core/errors.js';
-import { ensurePrivateDir, fsyncDir, writeJsonAtomic, exists } from '../core/fs.js';
+import { ensurePrivateDir, fsyncDir, writeJsonAtomic, exists, hashFile } from '../core/fs.js';
 import { pidAlive } from '../core/exec.js';
 import { debug } from '../core/log.js';
 import { Emitter, type EventSink } from '../events/events.js';
@@ -312,21 +309,6 @@ async function commit(paths: KumoPaths, img: NewImage, claim: Claim, signal?: Ab
 
 // ---------------------------------------------------------------- preparing a file for the store
 
-async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
-  const h = createHash('sha256');
-  await pipeline(
-    createReadStream(file, { highWaterMark: 1024 * 1024 }),
-    new Writable({
-      write(c: Buffer, _e, cb) {
-        h.update(c);
-        cb();
-      },
-    }),
-    { signal },
-  );
-  return h.digest('hex');
-}
-
 function tempIn(paths: KumoPaths, tag: string): string {
   return join(paths.cache, `.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
@@ -362,14 +344,14 @@ async function prepare(
   }
   const fmt = await formatOf(file);
   if (fmt === 'qcow2' || fmt === 'raw') {
-    id ??= await sha256File(file, opts.signal);
+    id ??= await hashFile(file, { signal: opts.signal });
     return { file, id, format: fmt };
   }
   if (fmt === 'vmdk' || fmt === 'vhd' || fmt === 'vhdx') {
     const out = tempIn(paths, 'convert');
     opts.temps.push(out);
     await opts.em.step('image.convert', `Converting ${opts.label} from ${fmt} to qcow2`, () => convertToQcow2(file, out, fmt, opts.signal));
-    return { file: out, id: await sha256File(out, opts.signal), format: 'qcow2' };
+    return { file: out, id: await hashFile(out, { signal: opts.signal }), format: 'qcow2' };
   }
   if (fmt === 'iso') throw notAnImage(opts.label, 'it is an ISO 9660 CD image, not a disk to boot a cloud image from');
   if (fmt === 'xz' || fmt === 'gzip' || fmt === 'zstd') throw notAnImage(opts.label, `it is ${fmt}-compressed twice`);
@@ -573,11 +555,8 @@ async function importFile(
     let reuse = false;
     let knownSha: string | undefined;
     if (o.checksum) {
-      const h = createHash(o.checksum.algo);
-      await o.em.step('image.verify', `Verifying ${o.label}`, () =>
-        pipeline(createReadStream(file), new Writable({ write: (c: Buffer, _e, cb) => (h.update(c), cb()) }), { signal: o.signal }),
-      );
-      const got = h.digest('hex');
+      const algo = o.checksum.algo;
+      const got = await o.em.step('image.verify', `Verifying ${o.label}`, () => hashFile(file, { algo, signal: o.signal }));
       if (got !== o.checksum.hex)
         throw new InvalidInputError('CHECKSUM_MISMATCH', `${file} does not match its checksum: expected ${formatChecksum(o.checksum)}, got ${o.checksum.algo}:${got}`, { hint: 'check the file and the checksum; nothing was stored' });
       if (o.checksum.algo === 'sha256') knownSha = got;

@@ -36,7 +36,7 @@ export {
   type DomainFacts,
 } from './xml.js';
 export { parseXml, type XmlElement } from './xmlparse.js';
-export { prepareVolumes, removeVolumes, requirePool, baseVolumeName, qemuImgInfo } from './pool.js';
+export { prepareVolumes, removeVolumes, requirePool, baseVolumeName } from './pool.js';
 export { listKumoDomains, libvirtInstances, findDesync, repairDesync, removeOrphanDomain, rememberUri, rememberedUris, libvirtDisks, type KumoDomain, type Desync, type LibvirtInstanceRef } from './sync.js';
 
 let registered = false;

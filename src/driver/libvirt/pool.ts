@@ -11,7 +11,7 @@ import { basename, resolve } from 'node:path';
 import { NotFoundError } from '../../core/errors.js';
 import type { Emitter } from '../../events/events.js';
 import type { InstanceRuntime } from '../driver.js';
-import { run } from '../../core/exec.js';
+import { backingChain, type ChainLink } from '../../disk/index.js';
 import { firstError, withXmlFile, type Virsh } from './virsh.js';
 import { buildVolumeXml, type DiskSource } from './xml.js';
 
@@ -77,13 +77,14 @@ export async function prepareVolumes(v: Virsh, pool: string, domain: string, rt:
   const created: { pool: string; name: string }[] = [];
   const diskName = `kumo-${domain}-disk.qcow2`;
   if (!(await volExists(v, pool, diskName))) {
-    const info = await qemuImgInfo(rt.disk.path);
-    if (info.backing) {
-      const baseFormat = info.backingFormat ?? 'qcow2';
-      const baseName = await baseVolumeName(info.backing, baseFormat);
+    // the disk and its backing file, read from the qcow2 headers (relative names resolved as QEMU does)
+    const [info, base] = (await backingChain(rt.disk.path)) as [ChainLink, ChainLink | undefined];
+    if (base) {
+      const baseFormat = info.backingFormat ?? base.format;
+      const baseName = await baseVolumeName(base.path, baseFormat);
       if (!(await volExists(v, pool, baseName))) {
         em.info(`uploading the base image into pool '${pool}' as ${baseName}`);
-        await uploadVolume(v, pool, baseName, info.backing, baseFormat);
+        await uploadVolume(v, pool, baseName, base.path, baseFormat);
       }
       const basePath = await volPath(v, pool, baseName);
       const xml = buildVolumeXml({ name: diskName, capacityBytes: info.virtualSize, format: 'qcow2', backing: { path: basePath, format: baseFormat === 'raw' ? 'raw' : 'qcow2' } });
@@ -115,13 +116,3 @@ export async function removeVolumes(v: Virsh, vols: { pool: string; name: string
   }
 }
 
-/** Run qemu-img info on a local file (for the pool form). */
-export async function qemuImgInfo(path: string): Promise<{ format: string; virtualSize: number; backing?: string; backingFormat?: string }> {
-  const info = JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', path])).stdout) as Record<string, unknown>;
-  return {
-    format: String(info.format),
-    virtualSize: Number(info['virtual-size']),
-    ...(typeof info['full-backing-filename'] === 'string' ? { backing: info['full-backing-filename'] } : typeof info['backing-filename'] === 'string' ? { backing: info['backing-filename'] } : {}),
-    ...(typeof info['backing-filename-format'] === 'string' ? { backingFormat: info['backing-filename-format'] } : {}),
-  };
-}
