@@ -9,7 +9,7 @@
 import { rename, unlink, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { run, type RunResult } from '../core/exec.js';
-import { CommandFailedError, ConflictError, fsError, InvalidInputError, NotFoundError } from '../core/errors.js';
+import { CommandFailedError, ConflictError, EnvironmentError, fsError, InvalidInputError, NotFoundError } from '../core/errors.js';
 import { tempPathFor, fsyncDir } from '../core/fs.js';
 import { Emitter, type EventSink } from '../events/events.js';
 import { sniffFormat } from './qcow2.js';
@@ -95,6 +95,8 @@ function mapFailure(e: unknown, path: string): unknown {
   if (/Failed to get .*lock|Is another process using the image/i.test(err))
     return new ConflictError('IMAGE_IN_USE', `${path} is in use by another process (a running VM?)`, { hint: 'stop the VM that uses it and try again', cause: e });
   if (/Image is not in qcow2 format|Could not open .*: Image not in/i.test(err)) return new InvalidInputError('NOT_AN_IMAGE', `${path} is not a qcow2 image`, { cause: e });
+  if (/No space left on device|Disk quota exceeded/i.test(err))
+    return new EnvironmentError('DISK_FULL', `qemu-img ran out of space working on ${path}`, { hint: "free some space (try 'kumo image prune') and try again", cause: e });
   return e;
 }
 

@@ -5,7 +5,7 @@
  */
 import { statfs } from 'node:fs/promises';
 import type { KumoPaths } from '../config/paths.js';
-import { CommandFailedError, ConflictError, EnvironmentError, type KumoError } from '../core/errors.js';
+import { ConflictError, EnvironmentError, type KumoError } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import type { EventSink } from '../events/events.js';
 import { instanceStatus, stopInstance } from '../instance/index.js';
@@ -68,9 +68,8 @@ export async function requireSpace(dir: string, need: number, what: string): Pro
   if (free < need) throw diskFullError(dir, what, need, free);
 }
 
-/** qemu-img (or fs) ran out of space: a DISK_FULL error; anything else unchanged. */
+/** Out of space (qemu-img's DISK_FULL from src/disk, or an fs error): a DISK_FULL error naming where and what; anything else unchanged. */
 export function mapDiskFull(e: unknown, where: string, what: string): unknown {
-  if (e instanceof CommandFailedError && /No space left on device|ENOSPC|Disk quota exceeded/i.test(e.stderr)) return diskFullError(where, what);
   if ((e as KumoError)?.code === 'DISK_FULL') return diskFullError(where, what);
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return diskFullError(where, what);
