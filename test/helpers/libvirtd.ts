@@ -21,10 +21,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, unlink, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../src/driver/net.js';
+import { acquireLock } from '../../src/core/lock.js';
+import { pidAlive } from '../../src/core/exec.js';
+import { sleep } from '../../src/core/time.js';
 
 const STATE = '/run/kumo-test-libvirtd';
 const DAEMON_JSON = join(STATE, 'daemon.json');
-const LOCK = join(STATE, 'lock');
+const LOCK = join(STATE, 'daemon.lock');
 const SOCK = '/run/libvirt/libvirt-sock';
 
 export interface TestLibvirtd {
@@ -40,17 +43,6 @@ interface DaemonState {
   pid: number;
   tcpPort: number;
   etc: string;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Why libvirtd tests cannot run here (undefined when they can). */
@@ -76,30 +68,18 @@ export function ensureLibvirtAccounts(): void {
 
 async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   await mkdir(STATE, { recursive: true, mode: 0o700 });
-  const end = Date.now() + 120_000;
-  for (;;) {
-    try {
-      await mkdir(LOCK);
-      await writeFile(join(LOCK, 'pid'), String(process.pid));
-      break;
-    } catch {
-      const holder = Number(await readFile(join(LOCK, 'pid'), 'utf8').catch(() => '0'));
-      if (holder && !alive(holder)) await rm(LOCK, { recursive: true, force: true });
-      if (Date.now() > end) throw new Error('timed out waiting for the test libvirtd lock');
-      await sleep(100);
-    }
-  }
+  const lock = await acquireLock(LOCK, { op: 'start or stop the test libvirtd', what: 'the test libvirtd', waitMs: 120_000 });
   try {
     return await fn();
   } finally {
-    await rm(LOCK, { recursive: true, force: true });
+    await lock.release();
   }
 }
 
 async function readState(): Promise<DaemonState | undefined> {
   try {
     const s = JSON.parse(await readFile(DAEMON_JSON, 'utf8')) as DaemonState;
-    return alive(s.pid) ? s : undefined;
+    return pidAlive(s.pid) ? s : undefined;
   } catch {
     return undefined;
   }
@@ -171,14 +151,14 @@ async function stopDaemon(st: DaemonState): Promise<void> {
     /* gone */
   }
   const end = Date.now() + 5000;
-  while (alive(st.pid) && Date.now() < end) await sleep(100);
-  if (alive(st.pid)) {
+  while (pidAlive(st.pid) && Date.now() < end) await sleep(100);
+  if (pidAlive(st.pid)) {
     try {
       process.kill(st.pid, 'SIGKILL');
     } catch {
       /* gone */
     }
-    while (alive(st.pid)) await sleep(50);
+    while (pidAlive(st.pid)) await sleep(50);
   }
   await rm('/run/libvirtd.pid', { force: true });
   await rm(st.etc, { recursive: true, force: true });
@@ -204,7 +184,7 @@ export async function startLibvirtd(): Promise<TestLibvirtd> {
       released = true;
       await withLock(async () => {
         await unlink(join(STATE, 'users', String(process.pid))).catch(() => {});
-        const users = (await readdir(join(STATE, 'users')).catch(() => [] as string[])).filter((p) => alive(Number(p)));
+        const users = (await readdir(join(STATE, 'users')).catch(() => [] as string[])).filter((p) => pidAlive(Number(p)));
         if (users.length) return;
         const s = await readState();
         if (s) await stopDaemon(s);
