@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage } from '../src/build/index.js';
+import { buildImage } from '../src/builder/index.js';
 import { bootImage } from '../test/fixtures/boot.js';
 import { testCacheDir } from '../test/helpers/test-image.js';
 import { median, report, type Row } from './lib.js';

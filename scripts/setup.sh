@@ -7,12 +7,17 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   qemu-system-x86 qemu-utils ovmf            # the QEMU driver, overlays, UEFI guests
   openssh-client                              # ssh, exec, cp, readiness
-  debootstrap grub-pc-bin grub-efi-amd64-bin grub2-common e2fsprogs dosfstools mtools fdisk  # kumo image build
+  debootstrap grub-pc-bin grub-efi-amd64-bin grub2-common grub-common e2fsprogs dosfstools mtools fdisk  # kumo image build
   zstd xz-utils                               # compressed downloads
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients  # the libvirt driver
-  genisoimage xorriso libarchive-tools fuseiso cloud-image-utils  # tests and benches: independent ISO readers, cloud-localds
-  util-linux procps iproute2 ca-certificates curl  # mount, losetup, pgrep, ss; curl for the download bench
+  libxml2-utils                               # xmllint, which virt-xml-validate (libvirt-clients) runs
+  genisoimage xorriso libarchive-tools fuseiso fuse cloud-image-utils  # tests and benches: independent ISO readers, cloud-localds
+  util-linux mount procps iproute2 passwd ca-certificates curl  # mount, losetup, pgrep, ss, useradd; curl for the download bench
 )
+# Packages the tests rely on that every Debian system has (Essential: yes), so setup installs none
+# of them; scripts/programs.txt may name them (test/integration/scripts/programs.test.ts checks
+# that they really are Essential).
+ESSENTIAL=(coreutils util-linux bash dash dpkg tar gzip libc-bin)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

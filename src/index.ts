@@ -14,7 +14,7 @@ export { detectAccel, kvmUsable, type Accel, type AccelChoice } from './driver/q
 export * from './seed/index.js';
 export * from './disk/index.js';
 export * from './image/index.js';
-export * from './build/index.js';
+export * from './builder/index.js';
 export * from './driver/index.js';
 export * from './instance/index.js';
 export * from './guest/index.js';

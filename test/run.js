@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// Runs the compiled tests with node's built-in test runner.
+// Runs the compiled tests with node's built-in test runner, one group after the other (unit,
+// then integration, then e2e: a group runs only when the ones before it passed), and prints each
+// test file's duration, the slowest first, and one closing line with the counts.
 //   node test/run.js              every test: unit, integration, e2e (VM boots included)
 //   node test/run.js unit e2e     only those groups
 //   KUMO_TEST_FILTER=seed node test/run.js   only files whose path contains 'seed'
-import { readdirSync, statSync, existsSync } from 'node:fs';
+import { readdirSync, statSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -22,15 +25,43 @@ function walk(dir) {
     });
 }
 
-const files = groups.flatMap((g) => walk(join(root, 'dist', 'test', g))).filter((f) => !filter || f.includes(filter));
-if (!files.length) {
+const byGroup = groups.map((g) => [g, walk(join(root, 'dist', 'test', g)).filter((f) => !filter || f.includes(filter))]);
+const total = byGroup.reduce((n, [, f]) => n + f.length, 0);
+if (!total) {
   console.error(`no test files found for ${groups.join(', ')} (did 'npm run build' run?)`);
   process.exit(1);
 }
-console.log(`running ${files.length} test files: ${groups.join(', ')}`);
-const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...files.map((f) => relative(root, f))], {
-  cwd: root,
-  stdio: 'inherit',
-  env: { ...process.env, KUMO_REPO: root },
-});
-process.exit(r.status ?? 1);
+console.log(`running ${total} test files: ${groups.join(', ')}`);
+
+const tmp = mkdtempSync(join(tmpdir(), 'kumo-test-run-'));
+const results = [];
+let status = 0;
+let stoppedAt;
+for (const [group, files] of byGroup) {
+  if (!files.length) continue;
+  if (status !== 0) {
+    stoppedAt ??= group;
+    continue;
+  }
+  console.log(`\n== ${group}: ${files.length} files`);
+  const out = join(tmp, `${group}.jsonl`);
+  const r = spawnSync(
+    process.execPath,
+    ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(root, 'test', 'durations-reporter.js')}`, `--test-reporter-destination=${out}`, ...files.map((f) => relative(root, f))],
+    { cwd: root, stdio: 'inherit', env: { ...process.env, KUMO_REPO: root } },
+  );
+  status = r.status ?? 1;
+  if (existsSync(out))
+    for (const l of readFileSync(out, 'utf8').split('\n').filter(Boolean)) results.push({ group, ...JSON.parse(l) });
+}
+rmSync(tmp, { recursive: true, force: true });
+
+const sec = (ms) => (ms === undefined ? '   ?' : (ms / 1000).toFixed(1).padStart(6));
+console.log('\ntest files by duration (seconds, slowest first):');
+for (const r of [...results].sort((a, b) => (b.ms ?? 0) - (a.ms ?? 0)))
+  console.log(`${sec(r.ms)}  ${relative(root, r.file)}${r.failed ? `  (${r.failed} failed)` : ''}`);
+const sum = (k) => results.reduce((n, r) => n + r[k], 0);
+console.log(`all files: ${sec(results.reduce((n, r) => n + (r.ms ?? 0), 0)).trim()} s`);
+if (stoppedAt) console.log(`not run: ${groups.slice(groups.indexOf(stoppedAt)).join(', ')} (an earlier group failed)`);
+console.log(`tests: ${sum('passed')} passed, ${sum('failed')} failed, ${sum('skipped')} skipped`);
+process.exit(status);

@@ -8,7 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { recipeHash } from '../../src/build/index.js';
+import { recipeHash } from '../../src/builder/index.js';
 
 export const TEST_IMAGE_RECIPE = {
   distro: 'debian',

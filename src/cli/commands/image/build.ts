@@ -28,7 +28,7 @@ const build: CommandDef = {
     'sudo kumo image build --element vm --element cloud-init --element my-app --elements-path ./elements -o app.qcow2',
   ],
   async run(ctx, args) {
-    const { buildImage, resolveDistro } = await import('../../../build/index.js');
+    const { buildImage, resolveDistro } = await import('../../../builder/index.js');
     const { join } = await import('node:path');
     const { randomBytes } = await import('node:crypto');
     const paths = await ctx.paths();

@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage } from '../../../src/build/index.js';
+import { buildImage } from '../../../src/builder/index.js';
 import { run } from '../../../src/core/exec.js';
 import { isKumoError } from '../../../src/core/errors.js';
 import { testCacheDir } from '../../helpers/test-image.js';

@@ -1,4 +1,4 @@
-// The public API of src/build: the image builder.
+// The public API of src/builder: the image builder.
 export { buildImage, recipeHash, defaultElements, requestedElements, safeRemoveTree } from './builder.js';
 export type { BuildOptions, BuildResult, PackageEntry } from './builder.js';
 export { DISTROS, resolveDistro } from './distro.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, writeFile, rm, readFile, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assembleDisk, planLayout } from '../../../src/build/disk.js';
+import { assembleDisk, planLayout } from '../../../src/builder/disk.js';
 import { run } from '../../../src/core/exec.js';
 
 const MiB = 1024 * 1024;

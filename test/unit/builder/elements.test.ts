@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadElementSet, resolveElements, elementSearchPath, listElements, builtinElementsDir } from '../../../src/build/elements.js';
+import { loadElementSet, resolveElements, elementSearchPath, listElements, builtinElementsDir } from '../../../src/builder/elements.js';
 import { isKumoError } from '../../../src/core/errors.js';
-import { requestedElements, recipeHash } from '../../../src/build/builder.js';
+import { requestedElements, recipeHash } from '../../../src/builder/builder.js';
 
 async function tree(files: Record<string, string | { data: string; mode: number }>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'kumo-elements-'));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planLayout, sfdiskScript, parseSize, grubEarlyConfig } from '../../../src/build/disk.js';
-import { resolveDistro, DISTROS } from '../../../src/build/distro.js';
+import { planLayout, sfdiskScript, parseSize, grubEarlyConfig } from '../../../src/builder/disk.js';
+import { resolveDistro, DISTROS } from '../../../src/builder/distro.js';
 
 const MiB = 1024 * 1024;
 
