@@ -14,6 +14,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KumoPaths } from '../config/paths.js';
+import { instanceFilesIn, type InstanceFiles } from '../config/instance-files.js';
 import { assertValidName } from '../config/spec.js';
 import { ConflictError, NotFoundError, type KumoError } from '../core/errors.js';
 import { exists, readJson, writeJsonAtomic } from '../core/fs.js';
@@ -54,15 +55,7 @@ export interface InstanceRecord {
   lastStart?: { at: string; accel: string; pid?: number };
 }
 
-export interface InstanceFiles {
-  dir: string;
-  record: string;
-  disk: string;
-  seed: string;
-  knownHosts: string;
-  hostKey: string;
-  lock: string;
-}
+export type { InstanceFiles };
 
 export function instanceDir(paths: KumoPaths, name: string): string {
   assertValidName(name);
@@ -70,16 +63,7 @@ export function instanceDir(paths: KumoPaths, name: string): string {
 }
 
 export function instanceFiles(paths: KumoPaths, name: string): InstanceFiles {
-  const dir = instanceDir(paths, name);
-  return {
-    dir,
-    record: join(dir, 'instance.json'),
-    disk: join(dir, 'disk.qcow2'),
-    seed: join(dir, 'seed.iso'),
-    knownHosts: join(dir, 'known_hosts'),
-    hostKey: join(dir, 'ssh_host_ed25519_key'),
-    lock: join(dir, 'lock'),
-  };
+  return instanceFilesIn(instanceDir(paths, name));
 }
 
 export class InstanceNotFoundError extends NotFoundError {

@@ -36,6 +36,7 @@ import { buildDomainXml, parseDomainFacts, parseNetworkOption, parsePoolOption, 
 import { prepareVolumes, removeVolumes, requirePool } from './pool.js';
 import { findDesync, rememberUri, removeOrphanDomain } from './sync.js';
 import { sleep } from '../../core/time.js';
+import { instanceFilesIn } from '../../config/instance-files.js';
 
 
 /** The netdev id libvirt gives the first interface's backend. */
@@ -71,7 +72,8 @@ export function libvirtOptions(rt: Pick<InstanceRuntime, 'name' | 'driverOptions
  * so a domain missing later was removed behind kumo's back, not merely never started).
  */
 export function libvirtFiles(dir: string): { serialLog: string; domainXml: string } {
-  return { serialLog: join(dir, 'serial.log'), domainXml: join(dir, 'domain.xml') };
+  const f = instanceFilesIn(dir);
+  return { serialLog: f.serialLog, domainXml: f.domainXml };
 }
 
 /** A remote URI without a storage pool: the remote host cannot read this machine's files. */

@@ -20,6 +20,7 @@ import { debug } from '../../core/log.js';
 import { LibvirtUnavailableError, VIRSH, Virsh, defaultUri, isLocalUri } from './virsh.js';
 import { parseDomainFacts, type DomainFacts } from './xml.js';
 import { removeVolumes } from './pool.js';
+import { instanceFilesIn } from '../../config/instance-files.js';
 
 export interface KumoDomain {
   uri: string;
@@ -99,7 +100,7 @@ export async function libvirtInstances(paths: Pick<KumoPaths, 'instances'>): Pro
   for (const name of names) {
     const dir = join(paths.instances, name);
     try {
-      const j = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8')) as Record<string, unknown>;
+      const j = JSON.parse(await readFile(instanceFilesIn(dir).record, 'utf8')) as Record<string, unknown>;
       const spec = (j.spec ?? j) as Record<string, unknown>;
       const driver = j.driver ?? spec.driver;
       if (driver !== 'libvirt') continue;

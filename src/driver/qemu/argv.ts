@@ -10,7 +10,7 @@
  * The instance directory path appears in the argv (pid file, QMP socket), which is how kumo
  * recognises its own QEMU in /proc/PID/cmdline.
  */
-import { join } from 'node:path';
+import { instanceFilesIn } from '../../config/instance-files.js';
 import type { InstanceRuntime, PortForward } from '../driver.js';
 
 export interface QemuFiles {
@@ -19,8 +19,10 @@ export interface QemuFiles {
   serialLog: string;
 }
 
+/** The QEMU driver's files of an instance folder (names from the one table, config/instance-files). */
 export function qemuFiles(dir: string): QemuFiles {
-  return { pidFile: join(dir, 'qemu.pid'), qmpSocket: join(dir, 'qmp.sock'), serialLog: join(dir, 'serial.log') };
+  const f = instanceFilesIn(dir);
+  return { pidFile: f.qemuPid, qmpSocket: f.qmpSocket, serialLog: f.serialLog };
 }
 
 export interface QemuArgvOptions {

@@ -3,9 +3,9 @@
  * variable store (boot entries live there), made from the distribution's template on first start.
  */
 import { access, chmod, constants, copyFile, rename } from 'node:fs/promises';
-import { join } from 'node:path';
 import { EnvironmentError } from '../../core/errors.js';
 import { exists, tempPathFor } from '../../core/fs.js';
+import { instanceFilesIn } from '../../config/instance-files.js';
 
 /** Code + variables template pairs, as Debian/Ubuntu (ovmf), Fedora (edk2-ovmf) and Arch ship them. */
 export const OVMF_CANDIDATES: readonly { code: string; vars: string }[] = [
@@ -34,7 +34,7 @@ export async function findOvmf(candidates = OVMF_CANDIDATES): Promise<{ code: st
 /** The firmware files for an instance: OVMF's code and the instance's own variable store. */
 export async function instanceFirmware(dir: string): Promise<{ code: string; vars: string }> {
   const ovmf = await findOvmf();
-  const vars = join(dir, 'efivars.fd');
+  const vars = instanceFilesIn(dir).efiVars;
   if (!(await exists(vars))) {
     const tmp = tempPathFor(vars);
     await copyFile(ovmf.vars, tmp);

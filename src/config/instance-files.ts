@@ -1,0 +1,51 @@
+/**
+ * The one table of an instance folder's file names (as Lima's `filenames`): every module that
+ * reads or writes a file of KUMO_HOME/instances/NAME takes its name from here, whichever layer
+ * it is in (the instance layer, a driver, golden images). Pure: no I/O, no name validation (the
+ * instance layer's `instanceFiles(paths, name)` validates the name and calls this).
+ */
+import { join } from 'node:path';
+
+export interface InstanceFiles {
+  /** The instance directory itself. */
+  dir: string;
+  /** instance.json: the instance's record (spec, identity, driver, ports). */
+  record: string;
+  /** The writable disk: a qcow2 overlay on the read-only base image. */
+  disk: string;
+  /** The cloud-init seed (NoCloud or ConfigDrive ISO). */
+  seed: string;
+  /** known_hosts pinning the instance's own ssh host key. */
+  knownHosts: string;
+  /** The ssh host private key kumo generated for the instance (its public half: hostKey + '.pub'). */
+  hostKey: string;
+  /** The per-instance lock (src/core/lock.ts). */
+  lock: string;
+  /** The serial console log (every driver writes the console here). */
+  serialLog: string;
+  /** QEMU driver: the pid file of the instance's QEMU. */
+  qemuPid: string;
+  /** QEMU driver: the QMP socket. */
+  qmpSocket: string;
+  /** QEMU driver: the instance's own copy of the UEFI variable store. */
+  efiVars: string;
+  /** libvirt driver: the domain XML kumo last defined (present once a start succeeded). */
+  domainXml: string;
+}
+
+export function instanceFilesIn(dir: string): InstanceFiles {
+  return {
+    dir,
+    record: join(dir, 'instance.json'),
+    disk: join(dir, 'disk.qcow2'),
+    seed: join(dir, 'seed.iso'),
+    knownHosts: join(dir, 'known_hosts'),
+    hostKey: join(dir, 'ssh_host_ed25519_key'),
+    lock: join(dir, 'lock'),
+    serialLog: join(dir, 'serial.log'),
+    qemuPid: join(dir, 'qemu.pid'),
+    qmpSocket: join(dir, 'qmp.sock'),
+    efiVars: join(dir, 'efivars.fd'),
+    domainXml: join(dir, 'domain.xml'),
+  };
+}
