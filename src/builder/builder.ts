@@ -16,10 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { run, pidAlive, type RunOptions } from '../core/exec.js';
 import { InterruptedError, KumoError, fsError } from '../core/errors.js';
 import { Emitter, type EventSink } from '../events/events.js';
-import { resolveDistro, type ResolvedDistro } from './distro.js';
+import { bootstrapArgv, resolveDistro, type ResolvedDistro } from './distro.js';
 import { loadElementSet, elementSearchPath, elementFiles, builtinElementsDir, IN_CHROOT, PACKAGE_PHASES, PHASES, type ElementSet, type Phase } from './elements.js';
 import { assembleDisk, parseSize, planLayout, ROOT_LABEL } from './disk.js';
-import { ScriptFailedError, MirrorUnreachableError, DiskFullError, NotRootError } from './errors.js';
+import { ScriptFailedError, MirrorUnreachableError, DiskFullError, NotRootError, KeyringMissingError } from './errors.js';
 import { hashFile } from '../core/fs.js';
 
 export interface BuildOptions {
@@ -204,6 +204,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   if (process.getuid?.() !== 0) throw new NotRootError();
   const distroName = opts.distro ?? 'debian';
   const d = resolveDistro(distroName, opts.release, opts.mirror);
+  // the bootstrap is verified by signature or not made at all (checked before anything is made)
+  if (!existsSync(d.distro.keyring)) throw new KeyringMissingError(d.distro.name, d.distro.keyring, d.distro.keyringPackage);
   const requested = requestedElements(distroName, opts.elements);
   const set = loadElementSet(requested, elementSearchPath(opts.elementsPath ?? []));
   const format = opts.format ?? 'qcow2';
@@ -287,17 +289,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
         return;
       }
       await mirrorCheck(d, signal);
-      const [u, a] = nsArgv([
-        d.distro.bootstrap,
-        `--variant=${d.distro.variant}`,
-        `--arch=${ARCH}`,
-        `--components=${d.distro.components.join(',')}`,
-        ...(existsSync(d.distro.keyring) ? [`--keyring=${d.distro.keyring}`] : []),
-        `--cache-dir=${archives}`,
-        d.info.suite,
-        target,
-        d.mirror,
-      ]);
+      const [u, a] = nsArgv(bootstrapArgv(d, { arch: ARCH, cacheDir: archives, target }));
       try {
         await logged(`${d.distro.bootstrap} ${d.info.suite}`, u, a);
       } catch (e) {

@@ -22,7 +22,10 @@ export interface DistroInfo {
   mirror: string;
   securityMirror: string;
   components: string[];
+  /** The archive keyring that verifies the bootstrap (required: kumo never bootstraps unverified). */
   keyring: string;
+  /** The Debian/Ubuntu package that provides `keyring` on the build host. */
+  keyringPackage: string;
   /** Installed by the `vm` element (exported to scripts as KUMO_KERNEL_PACKAGE). */
   kernelPackage: string;
   defaultRelease: string;
@@ -38,6 +41,7 @@ export const DISTROS: Record<string, DistroInfo> = {
     securityMirror: 'http://deb.debian.org/debian-security',
     components: ['main'],
     keyring: '/usr/share/keyrings/debian-archive-keyring.gpg',
+    keyringPackage: 'debian-archive-keyring',
     kernelPackage: 'linux-image-cloud-amd64',
     defaultRelease: 'bookworm',
     releases: {
@@ -67,6 +71,7 @@ export const DISTROS: Record<string, DistroInfo> = {
     securityMirror: 'http://security.ubuntu.com/ubuntu',
     components: ['main', 'universe'],
     keyring: '/usr/share/keyrings/ubuntu-archive-keyring.gpg',
+    keyringPackage: 'ubuntu-keyring',
     kernelPackage: 'linux-image-virtual',
     defaultRelease: 'noble',
     releases: {
@@ -81,6 +86,26 @@ export const DISTROS: Record<string, DistroInfo> = {
     },
   },
 };
+
+/**
+ * The bootstrap command (argv, before the user-namespace wrapper): always with the distribution's
+ * keyring and `--force-check-gpg`, so debootstrap fails instead of warning and going on unverified
+ * over plain HTTP when a signature cannot be checked.
+ */
+export function bootstrapArgv(d: ResolvedDistro, o: { arch: string; cacheDir: string; target: string }): string[] {
+  return [
+    d.distro.bootstrap,
+    `--variant=${d.distro.variant}`,
+    `--arch=${o.arch}`,
+    `--components=${d.distro.components.join(',')}`,
+    `--keyring=${d.distro.keyring}`,
+    '--force-check-gpg',
+    `--cache-dir=${o.cacheDir}`,
+    d.info.suite,
+    o.target,
+    d.mirror,
+  ];
+}
 
 export interface ResolvedDistro {
   distro: DistroInfo;

@@ -35,3 +35,13 @@ export class NotRootError extends EnvironmentError {
     });
   }
 }
+
+/** The distribution's archive keyring is not on the build host: the bootstrap could not be verified. */
+export class KeyringMissingError extends EnvironmentError {
+  constructor(distro: string, keyring: string, pkg: string) {
+    super('KEYRING_MISSING', `cannot verify the ${distro} packages: the archive keyring ${keyring} is not installed`, {
+      hint: `install it (apt-get install ${pkg}); kumo does not bootstrap from packages it cannot verify`,
+      details: { distro, keyring, package: pkg },
+    });
+  }
+}

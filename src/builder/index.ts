@@ -1,10 +1,10 @@
 // The public API of src/builder: the image builder.
 export { buildImage, recipeHash, defaultElements, requestedElements, safeRemoveTree } from './builder.js';
 export type { BuildOptions, BuildResult, PackageEntry } from './builder.js';
-export { DISTROS, resolveDistro } from './distro.js';
+export { DISTROS, resolveDistro, bootstrapArgv } from './distro.js';
 export type { DistroInfo, ReleaseInfo, ResolvedDistro } from './distro.js';
 export { PHASES, IN_CHROOT, listElements, resolveElements, loadElementSet, elementSearchPath, builtinElementsDir } from './elements.js';
 export type { Element, ElementSet, Phase, PhaseScript, PackageInstall } from './elements.js';
 export { planLayout, sfdiskScript, grubEarlyConfig, parseSize, ROOT_LABEL } from './disk.js';
 export type { DiskLayout } from './disk.js';
-export { ScriptFailedError, MirrorUnreachableError, DiskFullError, NotRootError } from './errors.js';
+export { ScriptFailedError, MirrorUnreachableError, DiskFullError, NotRootError, KeyringMissingError } from './errors.js';

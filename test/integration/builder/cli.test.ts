@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../../src/core/exec.js';
 import { testCacheDir } from '../../helpers/test-image.js';
+import { DISTROS } from '../../../src/builder/distro.js';
 
 const repo = process.env.KUMO_REPO ?? process.cwd();
 const MiB = 1024 * 1024;
@@ -70,4 +71,19 @@ test('kumo image build --output: the phases ran inside and outside the chroot, i
   const list = await run(process.execPath, [join(repo, 'bin/kumo.js'), '--home', h, '--json', 'image', 'list'], { allowFailure: true });
   assert.match(list.stdout, /mine-test/);
   assert.deepEqual(readdirSync(join(h, 'tmp')).filter((n) => n.startsWith('build-')), [], 'no build file left in tmp');
+});
+
+test('kumo image build --distro ubuntu without the Ubuntu keyring is refused before anything is made', { skip: existsSync(DISTROS.ubuntu!.keyring) && 'the Ubuntu keyring is installed on this host' }, async (t) => {
+  const h = await mkdtemp(join(tmpdir(), 'kumo-build-keyring-'));
+  t.after(() => rm(h, { recursive: true, force: true }));
+  const r = await run(process.execPath, [join(repo, 'bin/kumo.js'), '--home', h, '--json', 'image', 'build', '--distro', 'ubuntu', '--name', 'u1'], { allowFailure: true });
+  assert.equal(r.code, 6, `${r.stdout}${r.stderr}`); // an environment error
+  const err = JSON.parse(r.stdout).error;
+  assert.equal(err.code, 'KEYRING_MISSING');
+  assert.match(err.message, /ubuntu-archive-keyring\.gpg is not installed/);
+  assert.match(err.hint, /apt-get install ubuntu-keyring/);
+  // nothing was made: no image, no build log or work folder
+  const list = JSON.parse((await run(process.execPath, [join(repo, 'bin/kumo.js'), '--home', h, '--json', 'image', 'list'])).stdout);
+  assert.deepEqual(list, []);
+  assert.equal(existsSync(join(h, 'cache', 'build', 'work')), false);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planLayout, sfdiskScript, parseSize, grubEarlyConfig } from '../../../src/builder/disk.js';
-import { resolveDistro, DISTROS } from '../../../src/builder/distro.js';
+import { resolveDistro, DISTROS, bootstrapArgv } from '../../../src/builder/distro.js';
 
 const MiB = 1024 * 1024;
 
@@ -47,4 +47,17 @@ test('distributions are data: Debian and Ubuntu resolve, unknown names suggest',
   const m = resolveDistro('debian', 'bookworm', 'http://127.0.0.1:9/debian');
   assert.match(m.sourcesList, /^deb http:\/\/127.0.0.1:9\/debian bookworm main$/m);
   assert.ok(Object.keys(DISTROS).length >= 2);
+});
+
+test('the bootstrap always checks signatures with the distribution keyring (never unverified)', () => {
+  for (const name of Object.keys(DISTROS)) {
+    const d = resolveDistro(name, undefined);
+    const argv = bootstrapArgv(d, { arch: 'amd64', cacheDir: '/c', target: '/t' });
+    assert.equal(argv[0], 'debootstrap');
+    assert.ok(argv.includes('--force-check-gpg'), `${name}: ${argv.join(' ')}`);
+    assert.ok(argv.includes(`--keyring=${d.distro.keyring}`), `${name}: ${argv.join(' ')}`);
+    assert.deepEqual(argv.slice(-3), [d.info.suite, '/t', d.mirror]);
+  }
+  assert.equal(DISTROS.ubuntu!.keyringPackage, 'ubuntu-keyring');
+  assert.equal(DISTROS.debian!.keyringPackage, 'debian-archive-keyring');
 });
