@@ -3,7 +3,7 @@
  * ensureImage (stream to the cache, sha256 while streaming, verify, rename into the store)
  * against `curl URL | sha256sum` in the same run. The file is generated in a temp dir and deleted.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { randomBytes, createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -107,6 +107,9 @@ async function main() {
       const rec = await ensureImage(paths, url, { checksum: `sha256:${digest}` });
       ours.push(Number(process.hrtime.bigint() - t0) / 1e6);
       if (rec.id !== digest) throw new Error('kumo stored other bytes');
+      // and the stored file itself, read back by an independent hasher (not kumo's own digest)
+      const stored = spawnSync('sha256sum', [rec.path], { encoding: 'utf8' });
+      if (stored.status !== 0 || stored.stdout.split(' ')[0] !== digest) throw new Error(`the stored file ${rec.path} does not hash to the served bytes: ${stored.stdout}${stored.stderr}`);
       await rm(home, { recursive: true, force: true });
     }
     const mib = SIZE / 1024 / 1024;

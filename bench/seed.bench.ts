@@ -41,7 +41,26 @@ try {
     rows.push({ name: 'kumo seed create', medianMs: median(cli), note: 'cloud-localds missing: no baseline' });
     rows.push({ name: 'writeSeed (library)', medianMs: median(lib) });
   }
-  report(`seed creation, ${N} runs each (ratio < 1: kumo is faster)`, rows);
+  // The ISOs timed above must be real seeds: read each back with an independent reader (isoinfo)
+  // and check its volume label and files. A bench that timed broken output would mean nothing.
+  const read = (iso: string, file: string) => {
+    const r = spawnSync('isoinfo', ['-R', '-i', iso, '-x', file], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`isoinfo cannot read ${file} from ${iso}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const label = (iso: string) => /Volume id:\s*(\S+)/.exec(spawnSync('isoinfo', ['-d', '-i', iso], { encoding: 'utf8' }).stdout)?.[1];
+  const checks: [string, string, (ud: string, md: string) => boolean][] = [
+    ['cli.iso', 'kumo seed create', (ud, md) => ud.includes('echo hello') && ud.includes(KEY) && md.includes('instance-id: i-bench')],
+    [`lib-${N - 1}.iso`, 'writeSeed', (ud, md) => ud.includes('echo hello') && ud.includes(KEY) && md.includes(`i-${N - 1}`)],
+    [`raw-${N - 1}.iso`, 'writeIso', (ud, md) => ud === userData && md === 'instance-id: i\n'],
+    ...(haveLocalds ? [['localds.iso', 'cloud-localds', (ud: string) => ud === userData] as [string, string, (ud: string, md: string) => boolean]] : []),
+  ];
+  for (const [iso, what, ok] of checks) {
+    const p = join(dir, iso);
+    if (label(p) !== 'cidata') throw new Error(`${what} wrote ${iso} without the volume label cidata (found ${label(p)})`);
+    if (!ok(read(p, '/user-data'), read(p, '/meta-data'))) throw new Error(`${what} wrote ${iso} whose user-data or meta-data is not what was asked for`);
+  }
+  report(`seed creation, ${N} runs each (ratio < 1: kumo is faster; every ISO read back with isoinfo)`, rows);
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
