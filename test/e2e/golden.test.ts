@@ -128,7 +128,7 @@ test('golden images: customise, snapshot, capture + seal, launch two, clone, con
 
   // 3. capture: refused while running, then on the stopped source (boot 2: the sealing copy)
   const refused = await k(['capture', 'src', '--image', 'golden']);
-  assert.notEqual(refused.code, 0);
+  assert.equal(refused.code, 5, refused.stderr); // conflict
   assert.match(refused.stderr, /cannot capture instance 'src' while it is running/);
   assert.match(refused.stderr, /kumo stop src/);
   await ok(['stop', 'src']);
@@ -146,7 +146,7 @@ test('golden images: customise, snapshot, capture + seal, launch two, clone, con
   assert.ok(cap.image.metadata.capturedAt);
   // a name that exists
   const again = await k(['capture', 'src', '--image', 'golden', '--no-seal']);
-  assert.notEqual(again.code, 0);
+  assert.equal(again.code, 5, again.stderr); // conflict
   assert.match(again.stderr, /an image named 'golden' already exists/);
 
   // 4. an offline snapshot on the stopped source, seen by qemu-img
@@ -197,7 +197,7 @@ test('golden images: customise, snapshot, capture + seal, launch two, clone, con
 
   // 7. consolidate g1, remove everything else that uses the golden image, remove it, boot g1 again (boot 4)
   const notStopped = await k(['consolidate', 'g1']);
-  assert.notEqual(notStopped.code, 0);
+  assert.equal(notStopped.code, 5, notStopped.stderr); // conflict
   assert.match(notStopped.stderr, /while it is running/);
   await ok(['delete', '--force', 'g2']);
   made.delete('g2');

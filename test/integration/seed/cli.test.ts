@@ -43,10 +43,10 @@ test('kumo seed create: bad input is a typed error naming the file, and writes n
     assert.match(r.stderr, /missing\.yaml: no such file/);
     await writeFile(join(dir, 'bad.yaml'), '#cloud-config\nruncmd:\n  - [a, b\n');
     r = await kumo(['seed', 'create', '--output', out, '--user-data', join(dir, 'bad.yaml')], { home: dir });
-    assert.notEqual(r.code, 0);
+    assert.equal(r.code, 3, r.stderr); // invalid input
     assert.match(r.stderr, /bad\.yaml.*line \d+, column \d+/);
     r = await kumo(['seed', 'create', '--output', out, '--hostname', 'bad_host!'], { home: dir });
-    assert.notEqual(r.code, 0);
+    assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /hostname/);
     r = await kumo(['seed', 'create'], { home: dir });
     assert.equal(r.code, 2);
