@@ -25,7 +25,26 @@ function walk(dir) {
     });
 }
 
-const byGroup = groups.map((g) => [g, walk(join(root, 'dist', 'test', g)).filter((f) => !filter || f.includes(filter))]);
+/**
+ * How each group runs: files at once (--test-concurrency) and the time-out of one test (a test
+ * may set a longer one itself). e2e files boot VMs under TCG on 2 cores: one file at a time, the
+ * longest first (so a failure in the slowest one shows early and nothing waits behind it).
+ */
+const RUN = {
+  unit: { concurrency: 2, timeoutMs: 120_000 },
+  integration: { concurrency: 1, timeoutMs: 900_000 },
+  e2e: { concurrency: 1, timeoutMs: 2_400_000, first: ['golden', 'libvirt', 'qemu-lifecycle', 'qemu-parallel', 'build-boot'] },
+};
+function ordered(group, files) {
+  const first = RUN[group]?.first ?? [];
+  const rank = (f) => {
+    const i = first.findIndex((n) => f.endsWith(`/${n}.test.js`));
+    return i < 0 ? first.length : i;
+  };
+  return [...files].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+const byGroup = groups.map((g) => [g, ordered(g, walk(join(root, 'dist', 'test', g)).filter((f) => !filter || f.includes(filter)))]);
 const total = byGroup.reduce((n, [, f]) => n + f.length, 0);
 if (!total) {
   console.error(`no test files found for ${groups.join(', ')} (did 'npm run build' run?)`);
@@ -47,7 +66,11 @@ for (const [group, files] of byGroup) {
   const out = join(tmp, `${group}.jsonl`);
   const r = spawnSync(
     process.execPath,
-    ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(root, 'test', 'durations-reporter.js')}`, `--test-reporter-destination=${out}`, ...files.map((f) => relative(root, f))],
+    [
+      '--test',
+      `--test-concurrency=${RUN[group]?.concurrency ?? 1}`,
+      `--test-timeout=${RUN[group]?.timeoutMs ?? 900_000}`,
+      '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(root, 'test', 'durations-reporter.js')}`, `--test-reporter-destination=${out}`, ...files.map((f) => relative(root, f))],
     { cwd: root, stdio: 'inherit', env: { ...process.env, KUMO_REPO: root } },
   );
   status = r.status ?? 1;
