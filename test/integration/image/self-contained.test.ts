@@ -133,6 +133,18 @@ test('VMDK descriptors naming host files are refused: a text descriptor, an embe
     const vhdx = join(f.dir, 'a.vhdx');
     execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'vhdx', join(f.dir, 'sp.qcow2'), vhdx]);
     assert.equal((await importImage(f.paths, vhdx, { name: 'vhdx' })).format, 'qcow2');
+    // Differencing VHD (footer disk type 4) and VHDX (file parameters: HasParent) are refused.
+    const diffVhd = Buffer.from(await readFile(vhd));
+    for (const at of [0, diffVhd.length - 512]) if (diffVhd.toString('latin1', at, at + 8) === 'conectix') diffVhd.writeUInt32BE(4, at + 60);
+    await writeFile(join(f.dir, 'diff.vhd'), diffVhd);
+    await assert.rejects(importImage(f.paths, join(f.dir, 'diff.vhd'), { name: 'dv' }), notSelfContained(/VHD differencing disk/));
+    const diffVhdx = Buffer.from(await readFile(vhdx));
+    const fileParams = diffVhdx.indexOf(Buffer.from('3767a1ca36fa434db3b633f0aa44e76b', 'hex')); // its metadata table entry
+    const table = diffVhdx.lastIndexOf(Buffer.from('metadata', 'latin1'), fileParams);
+    const flagsAt = table + diffVhdx.readUInt32LE(fileParams + 16) + 4;
+    diffVhdx.writeUInt32LE(diffVhdx.readUInt32LE(flagsAt) | 2, flagsAt);
+    await writeFile(join(f.dir, 'diff.vhdx'), diffVhdx);
+    await assert.rejects(importImage(f.paths, join(f.dir, 'diff.vhdx'), { name: 'dx' }), notSelfContained(/VHDX differencing disk/));
   } finally {
     await f.done();
   }
