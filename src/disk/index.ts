@@ -22,3 +22,4 @@ export {
 export type { DiskFormat, Qcow2Header, Qcow2Extension, ChainLink, DiskInfo } from './qcow2.js';
 export { qemuImg, qemuImgArgv } from './qemuimg.js';
 export type { QemuImgCheck, QemuSnapshot } from './qemuimg.js';
+export { assertSelfContained, ImageNotSelfContainedError } from './contained.js';

@@ -3,25 +3,12 @@
  * the content-addressed image store, "in use" detection and safe cleanup.
  */
 export type { ImageRecord } from './record.js';
-export {
-  ensureImage,
-  importImage,
-  findImage,
-  getImage,
-  listImages,
-  removeImage,
-  pruneImages,
-  syncImages,
-  imageUsers,
-  registerDiskSource,
-  checkImageName,
-  type EnsureOptions,
-  type ImportOptions,
-  type PruneOptions,
-  type PruneResult,
-  type SyncOptions,
-  type SyncResult,
-} from './store.js';
+export { ensureImage, type EnsureOptions } from './pull.js';
+export { importImage, listImages, checkImageName, type ImportOptions } from './store.js';
+export { findImage, getImage } from './resolve.js';
+export { removeImage, pruneImages, type PruneOptions, type PruneResult } from './prune.js';
+export { syncImages, type SyncOptions, type SyncResult } from './sync.js';
+export { imageUsers, registerDiskSource } from './usage.js';
 export {
   loadCatalog,
   findAlias,

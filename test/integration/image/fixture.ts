@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import { pathsFor, type KumoPaths } from '../../../src/config/paths.js';
 import { ensurePrivateDir } from '../../../src/core/fs.js';
 import { startServer, type TestServer } from '../../helpers/http-server.js';
+import { registerInstanceDiskSource } from '../../../src/instance/disks.js';
+
+// The image store does not read instance folders itself: the instance layer registers their disks.
+registerInstanceDiskSource();
 
 process.env.KUMO_RETRY_BACKOFF_MS ??= '20';
 
