@@ -1,11 +1,13 @@
 /**
- * The driver interface: one object per backend (qemu, libvirt, virtualbox), built from small
+ * The driver interface: one object per backend (qemu, libvirt), built from small
  * capabilities. The core (`check`, `start`, `stop`, `status`, `cleanup`) is what every backend
  * must do; `purge` and `resolveOptions` are optional parts of the core for backends that keep
  * something for the instance's whole life (a libvirt domain) or have settings with defaults that
  * must not drift. Optional capabilities (`ports`, `snapshots`, `consoleLog`, `sshEndpoint`,
- * `desync`) are present only when the backend can do them, and `capabilities` says so up front
- * so the CLI and the library can refuse early with a typed UnsupportedError (`requireCapability`).
+ * `desync`) are present only when the backend can do them (`hasCapability`), so the CLI and the
+ * library can refuse early with a typed UnsupportedError (`requireCapability`); `capabilities`
+ * adds the few flags a method's presence cannot say (snapshots while running or stopped, live
+ * port forwards), per instance where they depend on its settings (`capabilitiesFor`).
  *
  * A driver never owns the instance directory: the instance layer creates the disk overlay, the
  * seed and the keys, and hands the driver an `InstanceRuntime` describing them. The driver turns
