@@ -18,8 +18,9 @@
  *   network: user         # libvirt only: user | network:NAME | bridge:NAME
  *   timeout: 600          # seconds to wait for readiness
  *
- * Driver-specific fields (declared by the drivers, config/driver-options.ts) are accepted only with their driver and are
- * carried in `InstanceSpec.driverOptions`, which instance.json keeps for the driver.
+ * Driver-specific fields (each driver declares its own; config/driver-options.ts keeps the table)
+ * are accepted only with their driver and are carried in `InstanceSpec.driverOptions`, which
+ * instance.json keeps for the driver.
  */
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
