@@ -10,7 +10,7 @@ export { setDebugSink } from './core/log.js';
 export * from './events/events.js';
 export * from './config/paths.js';
 export { doctor, type DoctorReport, type DoctorCheck } from './host/doctor.js';
-export { detectAccel, kvmUsable, type Accel, type AccelChoice } from './driver/qemu/accel.js';
+export { detectAccel, kvmUsable, type Accel, type AccelChoice } from './driver/shared/accel.js';
 export * from './seed/index.js';
 export * from './disk/index.js';
 export * from './image/index.js';
@@ -19,3 +19,7 @@ export * from './driver/index.js';
 export * from './instance/index.js';
 export * from './guest/index.js';
 export * from './golden/index.js';
+
+// Drivers are registered explicitly, here for library users (the CLI does it before a command runs).
+import { registerBuiltinDrivers } from './driver/registry.js';
+registerBuiltinDrivers();

@@ -18,8 +18,9 @@
  *   network: user         # libvirt only: user | network:NAME | bridge:NAME
  *   timeout: 600          # seconds to wait for readiness
  *
- * Driver-specific fields (DRIVER_OPTION_FIELDS) are accepted only with their driver and are
- * carried in `InstanceSpec.driverOptions`, which instance.json keeps for the driver.
+ * Driver-specific fields (each driver declares its own; config/driver-options.ts keeps the table)
+ * are accepted only with their driver and are carried in `InstanceSpec.driverOptions`, which
+ * instance.json keeps for the driver.
  */
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -27,9 +28,8 @@ import { resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parse as parseYaml } from 'yaml';
 import { fsError, InvalidInputError, ValidationError, type ValidationIssue } from '../core/errors.js';
-import type { PortForward } from '../driver/driver.js';
-import { parseUri } from '../driver/libvirt/virsh.js';
-import { parseNetworkOption, parsePoolOption } from '../driver/libvirt/xml.js';
+import type { PortForward } from './port-forward.js';
+import { driverOptionTable, type DriverOptionTable } from './driver-options.js';
 
 export const DEFAULTS = {
   image: 'debian-12',
@@ -104,62 +104,39 @@ export interface InstanceSpec {
   driverOptions?: Record<string, unknown>;
 }
 
-/**
- * Fields that belong to one driver: given with another driver they are a validation issue. Each
- * has a pure check that returns the value to store or throws a KumoError (message + hint).
- */
-export const DRIVER_OPTION_FIELDS: Record<string, Record<string, { flag: string; check: (v: unknown) => unknown }>> = {
-  libvirt: {
-    connect: {
-      flag: '--connect',
-      check: (v) => {
-        if (typeof v !== 'string' || !v) throw new InvalidInputError('LIBVIRT_URI_INVALID', 'must be a libvirt URI', { hint: 'e.g. qemu:///system, qemu:///session or qemu+ssh://user@host/system' });
-        parseUri(v);
-        return v;
-      },
-    },
-    pool: { flag: '--pool', check: (v) => parsePoolOption(v) },
-    network: {
-      flag: '--network',
-      check: (v) => {
-        parseNetworkOption(v);
-        return v;
-      },
-    },
-  },
-};
-
-/** The drivers whose option fields these are (for messages): field -> driver. */
-function fieldDriver(field: string): string | undefined {
-  for (const [driver, fields] of Object.entries(DRIVER_OPTION_FIELDS)) if (field in fields) return driver;
+/** The driver whose option field this is (for messages): field -> driver. */
+function fieldDriver(field: string, fields: DriverOptionTable): string | undefined {
+  for (const [driver, f] of Object.entries(fields)) if (field in f) return driver;
   return undefined;
 }
 
-const KNOWN_FIELDS = new Set([
-  'name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware',
-  ...Object.values(DRIVER_OPTION_FIELDS).flatMap((f) => Object.keys(f)),
-]);
+const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware'];
+
+/** The spec's fields: its own, and those the drivers declare (config/driver-options.ts). */
+function knownFields(fields: DriverOptionTable): Set<string> {
+  return new Set([...CORE_FIELDS, ...Object.values(fields).flatMap((f) => Object.keys(f))]);
+}
 
 /**
  * Check the driver-specific fields of `input` against `driver`: a field of another driver is an
  * issue (with the flag to add), a bad value is an issue with the driver's own message and hint.
  * Returns the options to store (undefined when none was given).
  */
-export function driverOptionsFrom(input: Record<string, unknown>, driver: string, issues: ValidationIssue[]): Record<string, unknown> | undefined {
+export function driverOptionsFrom(input: Record<string, unknown>, driver: string, issues: ValidationIssue[], fields: DriverOptionTable = driverOptionTable()): Record<string, unknown> | undefined {
   const out: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(input)) {
-    const owner = fieldDriver(field);
+    const owner = fieldDriver(field, fields);
     if (!owner || value === undefined) continue;
     if (owner !== driver) {
       issues.push({
         path: field,
         message: `applies only to the ${owner} driver (${driver ? `the driver is ${driver}` : 'no driver was given'})`,
-        hint: `add --driver ${owner} (driver: ${owner} in a spec file), or leave ${DRIVER_OPTION_FIELDS[owner]![field]!.flag} out`,
+        hint: `add --driver ${owner} (driver: ${owner} in a spec file), or leave ${fields[owner]![field]!.flag} out`,
       });
       continue;
     }
     try {
-      out[field] = DRIVER_OPTION_FIELDS[owner]![field]!.check(value);
+      out[field] = fields[owner]![field]!.check(value);
     } catch (e) {
       const err = e as Error & { hint?: string };
       issues.push({ path: field, message: err.message, ...(err.hint ? { hint: err.hint } : {}) });
@@ -260,14 +237,18 @@ export interface ValidateOptions {
   requireName?: boolean;
   /** The registered driver names (`driverNames()`); a driver not among them is an issue. */
   drivers?: readonly string[];
+  /** The drivers' option fields (default: the table the driver registry filled, config/driver-options.ts). */
+  driverOptionFields?: DriverOptionTable;
 }
 
 /** Check every field, report every problem, fill in defaults. */
 export function validateSpec(input: InstanceSpecInput, opts: ValidateOptions = {}): InstanceSpec {
   const issues: ValidationIssue[] = [];
   const cwd = opts.cwd ?? process.cwd();
+  const optionFields = opts.driverOptionFields ?? driverOptionTable();
+  const known = knownFields(optionFields);
   for (const k of Object.keys(input)) {
-    if (!KNOWN_FIELDS.has(k) && input[k] !== undefined) issues.push({ path: k, message: 'is not a known field', hint: `known fields: ${[...KNOWN_FIELDS].join(', ')}` });
+    if (!known.has(k) && input[k] !== undefined) issues.push({ path: k, message: 'is not a known field', hint: `known fields: ${[...known].join(', ')}` });
   }
 
   let name = '';
@@ -364,7 +345,7 @@ export function validateSpec(input: InstanceSpecInput, opts: ValidateOptions = {
     else driver = input.driver;
   }
   // With a driver name that is not valid, which driver's fields these are cannot be judged.
-  const driverOptions = input.driver === undefined || input.driver === driver ? driverOptionsFrom(input, driver, issues) : undefined;
+  const driverOptions = input.driver === undefined || input.driver === driver ? driverOptionsFrom(input, driver, issues, optionFields) : undefined;
 
   let timeoutSec = DEFAULTS.timeoutSec;
   if (input.timeout !== undefined) {

@@ -1,31 +1,31 @@
 /**
- * The driver interface: one object per backend (qemu, libvirt, virtualbox), built from small
+ * The driver interface: one object per backend (qemu, libvirt), built from small
  * capabilities. The core (`check`, `start`, `stop`, `status`, `cleanup`) is what every backend
  * must do; `purge` and `resolveOptions` are optional parts of the core for backends that keep
  * something for the instance's whole life (a libvirt domain) or have settings with defaults that
  * must not drift. Optional capabilities (`ports`, `snapshots`, `consoleLog`, `sshEndpoint`,
- * `desync`) are present only when the backend can do them, and `capabilities` says so up front
- * so the CLI and the library can refuse early with a typed UnsupportedError (`requireCapability`).
+ * `desync`) are present only when the backend can do them (`hasCapability`), so the CLI and the
+ * library can refuse early with a typed UnsupportedError (`requireCapability`); `capabilities`
+ * adds the few flags a method's presence cannot say (snapshots while running or stopped, live
+ * port forwards), per instance where they depend on its settings (`capabilitiesFor`).
  *
  * A driver never owns the instance directory: the instance layer creates the disk overlay, the
  * seed and the keys, and hands the driver an `InstanceRuntime` describing them. The driver turns
  * that into a running machine and reports what is really running.
  *
- * Drivers are found by name in a registry (`registerDriver` / `getDriver`), so new backends are
- * added without touching the lifecycle code.
+ * A backend is registered as a `DriverBackend` (the per-backend factory, as Multipass separates
+ * it from the per-VM object): its name, how to make its driver, the spec fields it takes, its
+ * host checks for `kumo doctor`, and what else it registers. The registry (./registry.ts) knows
+ * the built-in backends; everything else finds drivers by name there (`getDriver`).
  */
-import { UnsupportedError, NotFoundError } from '../core/errors.js';
+import { UnsupportedError } from '../core/errors.js';
 import type { KumoPaths } from '../config/paths.js';
+import type { DriverOptionFields } from '../config/driver-options.js';
+import type { PortForward } from '../config/port-forward.js';
 import type { EventSink } from '../events/events.js';
+import type { HostCheck } from './shared/checks.js';
 
-/** A forwarded port: host address:port to the guest's port. */
-export interface PortForward {
-  proto: 'tcp' | 'udp';
-  /** Host address the forward binds to (127.0.0.1 unless the user asked otherwise). */
-  hostAddr: string;
-  hostPort: number;
-  guestPort: number;
-}
+export type { PortForward };
 
 /** Everything a driver needs to run one instance; built by the instance layer from instance.json. */
 export interface InstanceRuntime {
@@ -96,7 +96,11 @@ export interface StopOptions {
   signal?: AbortSignal;
 }
 
-/** What a backend can do, declared up front. */
+/**
+ * What a backend can do, declared up front: true only when it holds for every instance of the
+ * backend. Where it depends on the instance's settings (libvirt forwards ports only with user
+ * networking), the driver's `capabilitiesFor(rt)` says what holds for that instance.
+ */
 export interface DriverCapabilities {
   /** Add and remove port forwards while the machine runs. */
   livePorts: boolean;
@@ -104,12 +108,6 @@ export interface DriverCapabilities {
   offlineSnapshots: boolean;
   /** Snapshots while running (savevm through the monitor). */
   liveSnapshots: boolean;
-  /** The serial console is captured to a file kumo can show (`kumo logs`). */
-  consoleLog: boolean;
-  /** Graceful ACPI power-down. */
-  acpiShutdown: boolean;
-  /** Can reach remote hosts (libvirt URIs). */
-  remote: boolean;
 }
 
 export interface PortsCapability {
@@ -180,6 +178,8 @@ export interface DesyncCapability {
 export interface DriverCore {
   readonly name: string;
   readonly capabilities: DriverCapabilities;
+  /** The capabilities for one instance, when they depend on its settings (default: `capabilities`). */
+  capabilitiesFor?(rt: Pick<InstanceRuntime, 'name' | 'driverOptions'>): DriverCapabilities;
   /**
    * Check the host can run this driver with these settings (programs present, daemon reachable,
    * a named storage pool or network there); throws a KumoError with a hint. `driverOptions` are
@@ -254,37 +254,32 @@ export class DriverUnsupportedError extends UnsupportedError {
   }
 }
 
+/** What a driver can do for one instance (its `capabilitiesFor`, else its `capabilities`). */
+export function capabilitiesOf(d: Driver, rt: Pick<InstanceRuntime, 'name' | 'driverOptions'>): DriverCapabilities {
+  return d.capabilitiesFor?.(rt) ?? d.capabilities;
+}
+
 // ---------------------------------------------------------------------------------------------
-// Registry
+// The per-backend factory
 
 export type DriverFactory = () => Driver | Promise<Driver>;
 
-const factories = new Map<string, DriverFactory>();
-const instances = new Map<string, Promise<Driver>>();
-
-/** Register a backend under a name. Later registrations replace earlier ones (tests may stub nothing: use real drivers). */
-export function registerDriver(name: string, factory: DriverFactory): void {
-  factories.set(name, factory);
-  instances.delete(name);
-}
-
-export function driverNames(): string[] {
-  return [...factories.keys()].sort();
-}
-
-/** The driver registered under `name`; a NotFoundError listing the known ones otherwise. */
-export async function getDriver(name: string): Promise<Driver> {
-  const f = factories.get(name);
-  if (!f) {
-    throw new NotFoundError('DRIVER_NOT_FOUND', `unknown driver '${name}'`, {
-      hint: `known drivers: ${driverNames().join(', ') || '(none)'}`,
-      details: { driver: name },
-    });
-  }
-  let p = instances.get(name);
-  if (!p) {
-    p = Promise.resolve(f());
-    instances.set(name, p);
-  }
-  return p;
+/** A backend, as the registry keeps it: what is per backend, not per machine. */
+export interface DriverBackend {
+  readonly name: string;
+  /** Make the driver (once per process; the registry keeps it). */
+  create: DriverFactory;
+  /** Spec fields of this driver only (libvirt: connect, pool, network), handed to the spec validator. */
+  optionFields?: DriverOptionFields;
+  /** What `kumo doctor` checks for this backend (programs, devices, firmware). Never throws. */
+  checks?(o: { paths?: KumoPaths; freshProbe?: boolean }): Promise<HostCheck[]>;
+  /**
+   * For an instance folder whose record cannot be read (an interrupted create, a damaged
+   * instance.json): the runtime with which this backend still finds a machine it runs from the
+   * folder alone (QEMU: its pid file), so delete can stop it. Backends that need the record to
+   * find their machine (a libvirt URI) have none.
+   */
+  folderRuntime?(paths: KumoPaths, name: string, dir: string): InstanceRuntime;
+  /** Called once when the backend is registered, e.g. to tell the image store which disks it uses. */
+  onRegister?(): void;
 }

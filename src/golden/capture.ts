@@ -20,7 +20,7 @@ import { ensurePrivateDir, removeQuietly } from '../core/fs.js';
 import { Emitter } from '../events/events.js';
 import { qemuImg } from '../disk/index.js';
 import { getDriver, type Driver, type InstanceRuntime } from '../driver/index.js';
-import { qemuFiles } from '../driver/qemu/argv.js';
+import { instanceFilesIn } from '../config/instance-files.js';
 import { sshExec, waitReady } from '../guest/index.js';
 import { checkImageName, findImage, importImage, type ImageRecord } from '../image/index.js';
 import { instanceFiles, lockInstance, readRecord, runtimeFor, sshTargetFor, type InstanceRecord } from '../instance/index.js';
@@ -71,7 +71,7 @@ export function captureMetadata(rec: InstanceRecord, sealed: boolean, at = new D
 /** Boot a copy of the instance on `overlay`, seal it over ssh, and wait for its clean power-off. */
 async function sealCopy(paths: KumoPaths, rec: InstanceRecord, driver: Driver, work: string, overlay: string, o: CaptureOptions, em: Emitter): Promise<void> {
   const rt: InstanceRuntime = { ...runtimeFor(paths, rec), name: `${rec.name}-capture`, dir: work, disk: { path: overlay, format: 'qcow2' }, sshPort: 0, ports: [] };
-  const serialLog = qemuFiles(work).serialLog;
+  const serialLog = driver.consoleLogPath?.(rt) ?? instanceFilesIn(work).serialLog;
   let started = false;
   try {
     const res = await em.step('capture.boot', `booting a copy of ${rec.name} to seal it`, () => driver.start(rt, { ...(o.onEvent ? { onEvent: o.onEvent } : {}), ...(o.signal ? { signal: o.signal } : {}) }));

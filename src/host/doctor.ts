@@ -2,24 +2,14 @@
  * `kumo doctor`: what kumo needs from the host, what it finds, and how to fix what is missing.
  */
 import { statfs } from 'node:fs/promises';
-import { which, run } from '../core/exec.js';
-import { kvmUsable } from '../driver/qemu/accel.js';
+import { driverBackends, toolCheck, type HostCheck, type HostCheckStatus } from '../driver/index.js';
 import { ensureHome, kumoPaths, type HomeOptions } from '../config/paths.js';
 import { isKumoError } from '../core/errors.js';
 
-export type CheckStatus = 'ok' | 'warn' | 'missing' | 'error';
+export type CheckStatus = HostCheckStatus;
 
-export interface DoctorCheck {
-  id: string;
-  name: string;
-  status: CheckStatus;
-  /** What was found: a path, a version, a figure. */
-  found: string;
-  /** What it is needed for. */
-  neededFor: string;
-  /** How to fix it; present unless ok. */
-  hint?: string;
-}
+/** One check: what was found, what it is needed for, how to fix it (src/driver/shared/checks.ts). */
+export type DoctorCheck = HostCheck;
 
 export interface DoctorReport {
   home: string;
@@ -28,61 +18,27 @@ export interface DoctorReport {
   ready: boolean;
 }
 
-async function versionOf(cmd: string, args: string[], pattern: RegExp): Promise<string | undefined> {
+/** A registered driver's checks; a driver whose checks fail is one 'error' check, not a failed doctor. */
+async function driverChecks(b: ReturnType<typeof driverBackends>[number], o: { freshProbe?: boolean }): Promise<DoctorCheck[]> {
+  if (!b.checks) return [];
   try {
-    const r = await run(cmd, args, { allowFailure: true, timeoutMs: 10000 });
-    const m = (r.stdout + r.stderr).match(pattern);
-    return m?.[1] ?? (r.stdout.split('\n')[0] || undefined);
-  } catch {
-    return undefined;
+    return await b.checks(o);
+  } catch (e) {
+    return [{ id: `driver-${b.name}`, name: `${b.name} driver`, status: 'error', found: `its checks failed: ${(e as Error).message}`, neededFor: `the ${b.name} driver`, hint: "run 'kumo doctor --debug'" }];
   }
-}
-
-async function toolCheck(
-  id: string,
-  cmd: string,
-  pkg: string,
-  neededFor: string,
-  versionArgs: string[] | undefined,
-  pattern: RegExp,
-  missing: CheckStatus = 'missing',
-): Promise<DoctorCheck> {
-  const path = await which(cmd);
-  if (!path) return { id, name: cmd, status: missing, found: 'not found', neededFor, hint: `apt-get install ${pkg}` };
-  const v = versionArgs ? await versionOf(path, versionArgs, pattern) : undefined;
-  return { id, name: cmd, status: 'ok', found: v ? `${path} (${v})` : path, neededFor };
 }
 
 export async function doctor(opts: HomeOptions & { freshProbe?: boolean } = {}): Promise<DoctorReport> {
   const paths = kumoPaths(opts);
   const checks: DoctorCheck[] = [];
   const ver = /version ([\d.]+)/;
-  checks.push(await toolCheck('qemu', 'qemu-system-x86_64', 'qemu-system-x86', 'running VMs with the QEMU driver', ['--version'], ver));
+  // Each registered driver's own checks (qemu: QEMU, KVM, OVMF; libvirt: virsh).
+  for (const b of driverBackends()) checks.push(...(await driverChecks(b, { freshProbe: opts.freshProbe ?? true })));
   checks.push(await toolCheck('qemu-img', 'qemu-img', 'qemu-utils', 'overlays, conversion, snapshots', ['--version'], ver));
   checks.push(await toolCheck('ssh', 'ssh', 'openssh-client', 'ssh, exec, cp and readiness checks', ['-V'], /OpenSSH_([\w.]+)/));
   checks.push(await toolCheck('ssh-keygen', 'ssh-keygen', 'openssh-client', 'ssh keys for instances', undefined, ver));
-
-  // KVM: a real probe, not just the device node.
-  if (checks[0]!.status === 'ok') {
-    try {
-      const p = await kvmUsable(undefined, { fresh: opts.freshProbe ?? true });
-      checks.push({
-        id: 'kvm',
-        name: 'KVM',
-        status: p.usable ? 'ok' : 'warn',
-        found: p.usable ? `usable: ${p.reason}` : `not usable: ${p.reason}`,
-        neededFor: 'fast VMs (without it kumo uses TCG, which is several times slower)',
-        ...(p.usable ? {} : { hint: 'VMs still run under TCG; for speed enable virtualisation in the firmware, load kvm_intel/kvm_amd, and give your user access to /dev/kvm' }),
-      });
-    } catch (e) {
-      checks.push({ id: 'kvm', name: 'KVM', status: 'warn', found: `probe failed: ${(e as Error).message}`, neededFor: 'fast VMs', hint: "run 'kumo doctor --debug'" });
-    }
-  } else {
-    checks.push({ id: 'kvm', name: 'KVM', status: 'warn', found: 'not probed (no qemu-system-x86_64)', neededFor: 'fast VMs', hint: 'apt-get install qemu-system-x86' });
-  }
-
-  checks.push(await toolCheck('virsh', 'virsh', 'libvirt-clients libvirt-daemon-system', 'the libvirt driver (optional)', ['--version'], /([\d.]+)/, 'warn'));
-  checks.push(await toolCheck('vboxmanage', 'VBoxManage', 'virtualbox', 'the VirtualBox driver (optional)', ['--version'], /([\d.]+\w*)/, 'warn'));
+  checks.push(await toolCheck('xz', 'xz', 'xz-utils', 'xz-compressed images (.xz downloads and imports)', ['--version'], /([\d.]+)/, 'warn'));
+  checks.push(await toolCheck('zstd', 'zstd', 'zstd', 'zstd-compressed images (.zst downloads and imports)', ['--version'], /v([\d.]+)/, 'warn'));
   const deb = await toolCheck('debootstrap', 'debootstrap', 'debootstrap', 'building images (kumo image build)', ['--version'], /([\d.]+)/, 'warn');
   const mm = await toolCheck('mmdebstrap', 'mmdebstrap', 'mmdebstrap', 'building images (kumo image build)', ['--version'], /([\d.]+)/, 'warn');
   const bootstrap: DoctorCheck =

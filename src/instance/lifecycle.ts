@@ -11,9 +11,8 @@ import { ConflictError, InterruptedError, InvalidInputError, KumoError, NotFound
 import { exists } from '../core/fs.js';
 import { lockHolder } from '../core/lock.js';
 import { Emitter, type EventSink } from '../events/events.js';
-import { driverNames, getDriver, requireCapability, type PortForward, type RuntimeStatus, type Driver, type InstanceRuntime, type SshEndpoint } from '../driver/index.js';
-import { portFree, PortInUseError } from '../driver/net.js';
-import { macFor, qemuFiles } from '../driver/qemu/argv.js';
+import { driverNames, folderDriver, getDriver, macFor, portFree, PortInUseError, requireCapability, type PortForward, type RuntimeStatus, type Driver, type InstanceRuntime, type SshEndpoint } from '../driver/index.js';
+import { instanceFilesIn } from '../config/instance-files.js';
 import { ensureDefaultKey, generateHostKey, hostKeyAlias, userKey, writeKnownHosts } from '../guest/keys.js';
 import { NotReadyError, waitReady, type ReadyResult } from '../guest/ready.js';
 import type { SshTarget } from '../guest/ssh.js';
@@ -275,7 +274,7 @@ export async function resolveSshTarget(paths: KumoPaths, rec: InstanceRecord): P
 export async function waitInstanceReady(paths: KumoPaths, rec: InstanceRecord, opts: StartInstanceOptions = {}): Promise<ReadyResult> {
   const driver = await driverFor(rec);
   const rt = runtimeFor(paths, rec);
-  const serialLog = driver.consoleLogPath?.(rt) ?? qemuFiles(rt.dir).serialLog;
+  const serialLog = driver.consoleLogPath?.(rt) ?? instanceFilesIn(rt.dir).serialLog;
   const timeoutMs = (opts.timeoutSec ?? rec.timeoutSec) * 1000;
   const deadline = Date.now() + timeoutMs;
   const checkAlive = async () => {
@@ -355,11 +354,8 @@ export async function deleteInstance(paths: KumoPaths, name: string, opts: Delet
   } catch (e) {
     if (!(e instanceof IncompleteInstanceError) && (e as KumoError).code !== 'CORRUPT_STATE') throw e;
   }
-  // An incomplete or damaged record still may have left a QEMU behind: check with the qemu driver.
-  const driver = rec ? await driverFor(rec) : await getDriver('qemu');
-  const rt = rec
-    ? runtimeFor(paths, rec)
-    : { name, dir: files.dir, paths, cpus: 1, memoryMiB: 128, disk: { path: files.disk, format: 'qcow2' as const }, mac: '', sshPort: 0, ports: [], accel: 'auto' as const };
+  // An incomplete or damaged record still may have left a QEMU behind: ask the driver that finds one from the folder alone.
+  const { driver, rt } = rec ? { driver: await driverFor(rec), rt: runtimeFor(paths, rec) } : await folderDriver(paths, name, files.dir);
   const st = await driver.status(rt);
   if (st.state === 'running' || st.state === 'paused' || st.state === 'unknown') {
     if (!opts.force) throw new ConflictError('INSTANCE_RUNNING', `instance '${name}' is running`, { hint: `stop it first (kumo stop ${name}) or use: kumo delete --force ${name}` });
@@ -394,7 +390,7 @@ export async function instanceInfo(paths: KumoPaths, name: string): Promise<Inst
   } catch {
     /* no disk */
   }
-  if (await exists(qemuFiles(files.dir).serialLog)) info.serialLog = qemuFiles(files.dir).serialLog;
+  if (await exists(files.serialLog)) info.serialLog = files.serialLog;
   return info;
 }
 

@@ -27,10 +27,10 @@ import { ConflictError, InvalidInputError, KumoError, NotFoundError, TimeoutErro
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
-import type { Driver, DriverCapabilities, InstanceRuntime, OrphanMachine, PortForward, RuntimeStatus, SshEndpoint, StartOptions, StartResult, StopOptions } from '../driver.js';
+import { DriverUnsupportedError, type Driver, type DriverCapabilities, type InstanceRuntime, type OrphanMachine, type PortForward, type RuntimeStatus, type SshEndpoint, type StartOptions, type StartResult, type StopOptions } from '../driver.js';
 import { freePort, portFree, PortInUseError } from '../net.js';
-import { detectAccel } from '../qemu/accel.js';
-import { hostfwdRule } from '../qemu/argv.js';
+import { detectAccel } from '../shared/accel.js';
+import { checkHostfwdAdd, checkHostfwdRemove, hostfwdAddCommand, hostfwdRemoveCommand, hostfwdTaken } from '../shared/hostfwd.js';
 import { Virsh, clientName, defaultUri, firstError, isLocalUri, parseUri, reachHost, LibvirtUnavailableError } from './virsh.js';
 import { buildDomainXml, parseDomainFacts, parseNetworkOption, parsePoolOption, type DiskSource, type DomainFacts, type KumoMetadata, type NetworkSpec } from './xml.js';
 import { prepareVolumes, removeVolumes, requirePool } from './pool.js';
@@ -123,14 +123,21 @@ function mapState(state: string, reason?: string): RuntimeStatus['state'] {
 
 export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
+  /** Ports are forwarded live only with user networking, not on a libvirt network: see `capabilitiesFor`. */
   readonly capabilities: DriverCapabilities = {
-    livePorts: true,
+    livePorts: false,
     offlineSnapshots: false,
     liveSnapshots: false,
-    consoleLog: true,
-    acpiShutdown: true,
-    remote: true,
   };
+
+  /** What this driver can do for one instance: live port forwards with user networking only. */
+  capabilitiesFor(rt: Pick<InstanceRuntime, 'name' | 'driverOptions'>): DriverCapabilities {
+    return { ...this.capabilities, livePorts: libvirtOptions(rt).network.kind === 'user' };
+  }
+
+  private noPortsError(o: LibvirtOptions): DriverUnsupportedError {
+    return new DriverUnsupportedError(this.name, `forward ports on a libvirt network (${o.network.kind === 'user' ? 'user' : o.network.name})`, 'reach the guest at its address on that network instead');
+  }
 
   /**
    * The daemon at the instance's URI answers; its storage pool and libvirt network exist (nothing
@@ -344,9 +351,9 @@ export class LibvirtDriver implements Driver {
   private async addForwards(v: Virsh, o: LibvirtOptions, rt: InstanceRuntime, sshPort: number, local: boolean): Promise<number> {
     let port = sshPort;
     for (let attempt = 0; ; attempt++) {
-      const out = await v.hmp(o.domain, `hostfwd_add ${USER_NETDEV} ${hostfwdRule({ proto: 'tcp', hostAddr: o.forwardAddr, hostPort: port, guestPort: 22 })}`);
+      const out = await v.hmp(o.domain, hostfwdAddCommand(USER_NETDEV, { proto: 'tcp', hostAddr: o.forwardAddr, hostPort: port, guestPort: 22 }));
       if (!out.trim()) break;
-      if (/host forwarding rule/i.test(out) && attempt < 5) {
+      if (hostfwdTaken(out) && attempt < 5) {
         debug(`libvirt: ssh port ${port} is taken; trying another`);
         port = local ? await freePort(o.forwardAddr) : 20000 + Math.floor(Math.random() * 40000);
         continue;
@@ -435,24 +442,15 @@ export class LibvirtDriver implements Driver {
 
   async addPort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {
     const o = libvirtOptions(rt);
-    if (o.network.kind !== 'user') {
-      const { DriverUnsupportedError } = await import('../driver.js');
-      throw new DriverUnsupportedError(this.name, `forward ports on a libvirt network (${o.network.name})`, 'reach the guest at its address on that network instead');
-    }
+    if (o.network.kind !== 'user') throw this.noPortsError(o);
     if (isLocalUri(o.connect) && !(await portFree(fwd.hostPort, fwd.hostAddr))) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
-    const out = await this.virsh(o).hmp(o.domain, `hostfwd_add ${USER_NETDEV} ${hostfwdRule(fwd)}`);
-    if (out.trim()) {
-      if (/host forwarding rule/i.test(out)) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
-      throw new KumoError('PORT_ADD_FAILED', 'external', `QEMU could not add the forward ${hostfwdRule(fwd)}: ${out.trim()}`);
-    }
+    checkHostfwdAdd(await this.virsh(o).hmp(o.domain, hostfwdAddCommand(USER_NETDEV, fwd)), fwd);
   }
 
   async removePort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {
     const o = libvirtOptions(rt);
-    const out = await this.virsh(o).hmp(o.domain, `hostfwd_remove ${USER_NETDEV} ${fwd.proto}:${fwd.hostAddr}:${fwd.hostPort}`);
-    if (out.trim() && !/removed/i.test(out)) {
-      throw new KumoError('PORT_REMOVE_FAILED', 'external', `QEMU could not remove the forward ${hostfwdRule(fwd)}: ${out.trim()}`);
-    }
+    if (o.network.kind !== 'user') throw this.noPortsError(o);
+    checkHostfwdRemove(await this.virsh(o).hmp(o.domain, hostfwdRemoveCommand(USER_NETDEV, fwd)), fwd);
   }
 
   /**

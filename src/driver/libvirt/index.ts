@@ -1,9 +1,6 @@
 // The libvirt backend: domain XML builder, virsh calls, the driver, pools, de-sync and disk listing.
-import { registerDriver } from '../driver.js';
-import type { KumoPaths } from '../../config/paths.js';
-import { LibvirtDriver } from './driver.js';
-import { libvirtDisks } from './sync.js';
-import { registerDiskSource } from '../../image/index.js';
+import { registerBackend } from '../registry.js';
+import { libvirtBackend } from './backend.js';
 
 export {
   LibvirtDriver,
@@ -39,18 +36,14 @@ export { parseXml, type XmlElement } from './xmlparse.js';
 export { prepareVolumes, removeVolumes, requirePool, baseVolumeName } from './pool.js';
 export { listKumoDomains, libvirtInstances, findDesync, repairDesync, removeOrphanDomain, rememberUri, rememberedUris, libvirtDisks, type KumoDomain, type Desync, type LibvirtInstanceRef } from './sync.js';
 
-let registered = false;
+export { LIBVIRT_OPTION_FIELDS } from './options.js';
+export { libvirtBackend } from './backend.js';
 
 /**
- * Register the libvirt driver under 'libvirt', and its domains' disks with the image store's
- * in-use rule (`registerDiskSource`), so `kumo image rm/prune` see images that libvirt domains
- * use. Idempotent; importing this module does it.
+ * Register the libvirt backend: the driver under 'libvirt', its spec fields, and its domains'
+ * disks with the image store's in-use rule. Idempotent. `registerBuiltinDrivers()` does the same
+ * for every built-in backend; importing this module registers nothing.
  */
 export function registerLibvirt(): void {
-  registerDriver('libvirt', () => new LibvirtDriver());
-  if (registered) return;
-  registered = true;
-  registerDiskSource((paths: KumoPaths) => libvirtDisks(paths));
+  registerBackend(libvirtBackend);
 }
-
-registerLibvirt();

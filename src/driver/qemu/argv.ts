@@ -11,7 +11,11 @@
  * recognises its own QEMU in /proc/PID/cmdline.
  */
 import { instanceFilesIn } from '../../config/instance-files.js';
-import type { InstanceRuntime, PortForward } from '../driver.js';
+import type { InstanceRuntime } from '../driver.js';
+import { hostfwdRule } from '../shared/hostfwd.js';
+
+/** The id of the user-mode netdev (the monitor's hostfwd_add/hostfwd_remove name it). */
+export const QEMU_NETDEV = 'net0';
 
 export interface QemuFiles {
   pidFile: string;
@@ -38,11 +42,6 @@ export function qemuOptValue(v: string): string {
   return v.replace(/,/g, ',,');
 }
 
-/** A user-mode hostfwd rule: `tcp:127.0.0.1:2222-:22`. */
-export function hostfwdRule(f: PortForward): string {
-  return `${f.proto}:${f.hostAddr}:${f.hostPort}-:${f.guestPort}`;
-}
-
 export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[] {
   const files = qemuFiles(rt.dir);
   const a: string[] = [];
@@ -65,8 +64,8 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
     a.push('-device', 'virtio-blk-pci,drive=seed0');
   }
   const fwds = [{ proto: 'tcp' as const, hostAddr: '127.0.0.1', hostPort: rt.sshPort, guestPort: 22 }, ...rt.ports];
-  a.push('-netdev', ['user', 'id=net0', ...fwds.map((f) => `hostfwd=${hostfwdRule(f)}`)].join(','));
-  a.push('-device', `virtio-net-pci,netdev=net0,mac=${rt.mac}`);
+  a.push('-netdev', ['user', `id=${QEMU_NETDEV}`, ...fwds.map((f) => `hostfwd=${hostfwdRule(f)}`)].join(','));
+  a.push('-device', `virtio-net-pci,netdev=${QEMU_NETDEV},mac=${rt.mac}`);
   a.push('-device', 'virtio-rng-pci');
   a.push('-chardev', `file,id=serial0,path=${qemuOptValue(files.serialLog)}`);
   a.push('-serial', 'chardev:serial0');
@@ -75,12 +74,4 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
   a.push('-pidfile', files.pidFile);
   if (!o.foreground) a.push('-daemonize');
   return a;
-}
-
-/** A stable, locally administered unicast MAC derived from a seed string (the instance id). */
-export function macFor(seed: string): string {
-  let h = 2166136261;
-  for (const ch of seed) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
-  const b = [0x52, 0x54, 0x00, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff];
-  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

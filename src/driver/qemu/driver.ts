@@ -4,60 +4,25 @@
  * the pid file must name a live process whose /proc/PID/cmdline is this instance's QEMU, and
  * QMP must answer.
  */
-import { lstat, readFile, unlink } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { lstat, unlink } from 'node:fs/promises';
 import { CommandFailedError, ConflictError, KumoError, ToolMissingError } from '../../core/errors.js';
-import { pidAlive, run, which } from '../../core/exec.js';
+import { run, which } from '../../core/exec.js';
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
 import type { Driver, DriverCapabilities, InstanceRuntime, PortForward, RuntimeStatus, SnapshotInfo, StartOptions, StartResult, StopOptions } from '../driver.js';
 import { freePort, portFree, PortInUseError } from '../net.js';
-import { detectAccel } from './accel.js';
+import { detectAccel } from '../shared/accel.js';
+import { checkHostfwdAdd, checkHostfwdRemove, hostfwdAddCommand, hostfwdRemoveCommand, hostfwdRule } from '../shared/hostfwd.js';
 import { instanceFirmware } from './firmware.js';
-import { buildQemuArgv, hostfwdRule, qemuFiles } from './argv.js';
+import { buildQemuArgv, qemuFiles, QEMU_NETDEV } from './argv.js';
+import { isOurQemu, processLive, readPidFile } from './process.js';
 import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
 import * as snapshots from './snapshots.js';
 import { sleep } from '../../core/time.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
-
-/** The pid in the instance's qemu.pid, if the file exists and holds a number. */
-export async function readPidFile(dir: string): Promise<number | undefined> {
-  try {
-    const n = Number((await readFile(qemuFiles(dir).pidFile, 'utf8')).trim());
-    return Number.isInteger(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Alive and not a zombie (a killed QEMU whose parent has not reaped it yet is dead for us). */
-export function processLive(pid: number): boolean {
-  if (!pidAlive(pid)) return false;
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-/** Whether `pid` is a live QEMU started for the instance in `dir` (its argv names our pid file). */
-export async function isOurQemu(pid: number, dir: string): Promise<boolean> {
-  if (!processLive(pid)) return false;
-  let argv: string[];
-  try {
-    argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-  } catch {
-    return false;
-  }
-  if (!argv[0] || !/qemu-system/.test(argv[0])) return false;
-  const i = argv.indexOf('-pidfile');
-  return i >= 0 && argv[i + 1] === qemuFiles(dir).pidFile;
-}
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -86,9 +51,6 @@ export class QemuDriver implements Driver {
     livePorts: true,
     offlineSnapshots: true,
     liveSnapshots: true,
-    consoleLog: true,
-    acpiShutdown: true,
-    remote: false,
   };
 
   constructor(readonly binary = QEMU_BINARY) {}
@@ -226,18 +188,11 @@ export class QemuDriver implements Driver {
 
   async addPort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {
     if (!(await portFree(fwd.hostPort, fwd.hostAddr))) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
-    const out = await withQmp(qemuFiles(rt.dir).qmpSocket, (c) => c.hmp(`hostfwd_add net0 ${hostfwdRule(fwd)}`));
-    if (out.trim()) {
-      if (/host forwarding rule/i.test(out)) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
-      throw new KumoError('PORT_ADD_FAILED', 'external', `QEMU could not add the forward ${hostfwdRule(fwd)}: ${out.trim()}`);
-    }
+    checkHostfwdAdd(await withQmp(qemuFiles(rt.dir).qmpSocket, (c) => c.hmp(hostfwdAddCommand(QEMU_NETDEV, fwd))), fwd);
   }
 
   async removePort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {
-    const out = await withQmp(qemuFiles(rt.dir).qmpSocket, (c) => c.hmp(`hostfwd_remove net0 ${fwd.proto}:${fwd.hostAddr}:${fwd.hostPort}`));
-    if (out.trim() && !/removed/i.test(out)) {
-      throw new KumoError('PORT_REMOVE_FAILED', 'external', `QEMU could not remove the forward ${hostfwdRule(fwd)}: ${out.trim()}`);
-    }
+    checkHostfwdRemove(await withQmp(qemuFiles(rt.dir).qmpSocket, (c) => c.hmp(hostfwdRemoveCommand(QEMU_NETDEV, fwd))), fwd);
   }
 
   // Snapshots (src/driver/qemu/snapshots.ts): qemu-img when stopped, savevm/loadvm/delvm when running.

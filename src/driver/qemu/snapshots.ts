@@ -13,7 +13,7 @@ import { ConflictError, InvalidInputError, KumoError, NotFoundError } from '../.
 import { qemuImg, type QemuSnapshot } from '../../disk/qemuimg.js';
 import type { InstanceRuntime, SnapshotInfo } from '../driver.js';
 import { qemuFiles } from './argv.js';
-import { isOurQemu, readPidFile } from './driver.js';
+import { isOurQemu, readPidFile } from './process.js';
 import { QmpClient } from './qmp.js';
 
 /** savevm writes the whole RAM; under TCG that takes a while. */

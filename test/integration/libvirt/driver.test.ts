@@ -13,7 +13,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pathsFor } from '../../../src/config/paths.js';
 import type { InstanceRuntime } from '../../../src/driver/driver.js';
-import { getDriver } from '../../../src/driver/driver.js';
+import { getDriver } from '../../../src/driver/index.js';
 import { LibvirtDriver, Virsh, findDesync, repairDesync, libvirtDisks, parseKumoMetadata, registerLibvirt } from '../../../src/driver/libvirt/index.js';
 import { writeIso } from '../../../src/seed/index.js';
 import { libvirtdUnavailable, startLibvirtd, type TestLibvirtd } from '../../helpers/libvirtd.js';

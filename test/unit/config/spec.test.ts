@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { validateSpec, nameIssues, parsePortForward, parseSize, userDataProblem, loadSpecFile, loadUserData, DEFAULTS } from '../../../src/config/spec.js';
 import { ValidationError } from '../../../src/core/errors.js';
+import { registerBuiltinDrivers } from '../../../src/driver/index.js';
+
+// The drivers declare their spec fields (libvirt: connect, pool, network); the registry hands them to the validator.
+registerBuiltinDrivers();
 
 function issuesOf(input: Record<string, unknown>): { path: string; message: string; hint?: string }[] {
   try {

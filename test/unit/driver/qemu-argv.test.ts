@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildQemuArgv, hostfwdRule, macFor, qemuFiles } from '../../../src/driver/qemu/argv.js';
+import { buildQemuArgv, qemuFiles } from '../../../src/driver/qemu/argv.js';
+import { hostfwdRule } from '../../../src/driver/shared/hostfwd.js';
+import { macFor } from '../../../src/driver/shared/mac.js';
 import { getDriver, registerDriver, requireCapability, hasCapability, DriverUnsupportedError, type InstanceRuntime } from '../../../src/driver/index.js';
 import { pathsFor } from '../../../src/config/paths.js';
 

@@ -80,3 +80,33 @@ test('resolveOptions pins the connect URI at create (LIBVIRT_DEFAULT_URI, else b
   assert.equal(hasCapability(q, 'sshEndpoint'), false, 'the QEMU driver: 127.0.0.1:sshPort');
   assert.equal(hasCapability(q, 'desync'), false);
 });
+
+test('livePorts is honest: the libvirt driver forwards ports live only with user networking', async () => {
+  const { LibvirtDriver } = await import('../../../src/driver/libvirt/index.js');
+  const { QemuDriver } = await import('../../../src/driver/qemu/index.js');
+  const { capabilitiesOf, DriverUnsupportedError } = await import('../../../src/driver/driver.js');
+  const d = new LibvirtDriver();
+  // Not for every instance of the backend, so not in the backend-wide flags.
+  assert.equal(d.capabilities.livePorts, false);
+  const user = { name: 'u', driverOptions: { connect: 'qemu:///system' } };
+  const onNet = { name: 'n', driverOptions: { connect: 'qemu:///system', network: 'network:default' } };
+  assert.equal(capabilitiesOf(d, user).livePorts, true);
+  assert.equal(capabilitiesOf(d, { name: 'u2', driverOptions: { connect: 'qemu:///system', network: 'user' } }).livePorts, true);
+  assert.equal(capabilitiesOf(d, onNet).livePorts, false);
+  assert.equal(capabilitiesOf(d, { name: 'b', driverOptions: { connect: 'qemu:///system', network: 'bridge:br0' } }).livePorts, false);
+  // Where the flag says no, the methods say so with the typed error (before any virsh call).
+  const rt = { ...onNet, dir: '/nonexistent', paths: {} as never, cpus: 1, memoryMiB: 128, disk: { path: '/x', format: 'qcow2' as const }, mac: '52:54:00:00:00:01', sshPort: 0, ports: [], accel: 'tcg' as const };
+  const fwd = { proto: 'tcp' as const, hostAddr: '127.0.0.1', hostPort: 8080, guestPort: 80 };
+  for (const call of [() => d.addPort(rt, fwd), () => d.removePort(rt, fwd)]) {
+    await assert.rejects(call(), (e: Error & { code?: string }) => {
+      assert.ok(e instanceof DriverUnsupportedError);
+      assert.equal(e.code, 'DRIVER_UNSUPPORTED');
+      assert.match(e.message, /libvirt driver cannot forward ports on a libvirt network \(default\)/);
+      return true;
+    });
+  }
+  // The QEMU driver forwards ports for every instance.
+  const q = new QemuDriver();
+  assert.equal(q.capabilities.livePorts, true);
+  assert.equal(capabilitiesOf(q, user).livePorts, true);
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { probeArgv, probeBootSector, probeAccel, detectAccel } from '../../../src/driver/qemu/accel.js';
+import { probeArgv, probeBootSector, probeAccel, detectAccel } from '../../../src/driver/shared/accel.js';
 
 test('the probe boot sector is 512 bytes with the boot signature', () => {
   const b = probeBootSector();
