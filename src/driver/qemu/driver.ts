@@ -6,7 +6,7 @@
  */
 import { lstat, readFile, unlink } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { CommandFailedError, ConflictError, KumoError, ToolMissingError } from '../../core/errors.js';
+import { CommandFailedError, InstanceRunningError, KumoError, ToolMissingError } from '../../core/errors.js';
 import { pidAlive, run, which } from '../../core/exec.js';
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
@@ -131,7 +131,7 @@ export class QemuDriver implements Driver {
   async cleanup(rt: InstanceRuntime): Promise<void> {
     const pid = await readPidFile(rt.dir);
     if (pid !== undefined && (await isOurQemu(pid, rt.dir))) {
-      throw new ConflictError('INSTANCE_RUNNING', `instance '${rt.name}' is running`, { hint: `stop it first: kumo stop ${rt.name}` });
+      throw new InstanceRunningError(rt.name);
     }
     await this.removeRuntimeFiles(rt);
   }
@@ -140,7 +140,7 @@ export class QemuDriver implements Driver {
     const em = new Emitter(opts.onEvent);
     const st = await this.status(rt);
     if (st.pid !== undefined && st.state !== 'crashed') {
-      throw new ConflictError('INSTANCE_RUNNING', `instance '${rt.name}' is already running (pid ${st.pid})`, { hint: `stop it first: kumo stop ${rt.name}` });
+      throw new InstanceRunningError(rt.name, { message: `instance '${rt.name}' is already running (pid ${st.pid})` });
     }
     if (st.state === 'crashed') em.warn(`instance '${rt.name}': ${st.detail}; starting it again`);
     await this.removeRuntimeFiles(rt);
