@@ -164,8 +164,8 @@ export interface LaunchOptions extends Omit<InstanceSpecInput, 'name'>, OpOption
 const CONSOLE_TAIL_LINES = 20;
 
 /**
- * The launch use case (`home` and `paths` of the options are ignored: `paths` is given): create an instance, start it, wait until it is ready (unless `wait:
- * false`). One failure policy: a launch that fails leaves nothing behind (create rolls back
+ * The launch use case: create an instance, start it, wait until it is ready (unless `wait:
+ * false`); `home` and `paths` of the options are not read (`paths` is given). One failure policy: a launch that fails leaves nothing behind (create rolls back
  * itself; a failed start or readiness deletes the instance) unless `keepOnFailure` is given; the
  * error keeps its code and gets the last lines of the instance's serial console, read before the
  * instance is removed (in `details.consoleTail`, and in the hint when the message does not show
@@ -189,14 +189,14 @@ export async function launchInstance(paths: KumoPaths, o: LaunchOptions): Promis
 function withConsoleTail(e: unknown, name: string, tail: string[], fate: 'removed' | 'kept' | 'left'): unknown {
   if (!(e instanceof KumoError)) return e;
   const said = {
-    removed: `instance '${name}' was removed (launch with --keep-on-failure, or keepOnFailure: true, to keep it and read its whole console with 'kumo logs ${name}')`,
+    removed: `instance '${name}' was removed, so 'kumo logs ${name}' cannot show its console: launch with --keep-on-failure (keepOnFailure: true) to keep a failed instance`,
     kept: `instance '${name}' was kept for inspection: see its console with 'kumo logs ${name}', remove it with 'kumo delete --force ${name}'`,
     left: `removing instance '${name}' failed too: see its console with 'kumo logs ${name}', remove it with 'kumo delete --force ${name}'`,
   }[fate];
-  const shown = e.message.includes('last lines of the serial console');
+  const shown = /last lines of the serial console|the serial console is empty/.test(e.message);
   const lines = shown ? '' : tail.length ? `\nlast lines of its serial console:\n${tail.map((l) => `  | ${l}`).join('\n')}` : '\n(its serial console is empty)';
   const m = e as { hint?: string; details?: Record<string, unknown> };
-  m.hint = `${e.hint ? `${e.hint}\n` : ''}${said}${lines}`;
+  m.hint = `${said}${e.hint ? `\n${e.hint}` : ''}${lines}`;
   m.details = { ...e.details, instance: name, consoleTail: tail, removed: fate === 'removed' };
   return e;
 }
