@@ -18,14 +18,14 @@
  *
  * SRC must be stopped (a disk in use is not a consistent copy) and is only read.
  */
-import { copyFile, constants, unlink } from 'node:fs/promises';
+import { copyFile, constants, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KumoPaths } from '../config/paths.js';
 import { validateSpec, type InstanceSpecInput } from '../config/spec.js';
 import { tempPathFor } from '../core/fs.js';
-import { rename } from 'node:fs/promises';
 import { Emitter } from '../events/events.js';
 import { qemuImg } from '../disk/index.js';
+import { DEFAULT_KEY_NAME } from '../guest/keys.js';
 import { createInstance } from './create.js';
 import { lockStopped, type StopFirstOptions } from './guard.js';
 import { mapDiskFull } from './space.js';
@@ -64,7 +64,7 @@ async function copyDisk(src: string, dst: string): Promise<void> {
 export async function cloneInstance(paths: KumoPaths, src: string, name: string, o: CloneOptions = {}): Promise<CloneResult> {
   const em = new Emitter(o.onEvent);
   let rec = await readRecord(paths, src);
-  const defaultKey = join(paths.keys, 'id_ed25519');
+  const defaultKey = join(paths.keys, DEFAULT_KEY_NAME);
   const input: InstanceSpecInput = {
     name,
     image: rec.image.id ?? rec.image.ref,
