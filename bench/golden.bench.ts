@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { ensureHome } from '../src/config/paths.js';
 import { importImage } from '../src/image/index.js';
 import { createInstance } from '../src/instance/index.js';
-import { cloneInstance } from '../src/golden/index.js';
+import { cloneInstance } from '../src/instance/index.js';
 import { testImagePath } from '../test/helpers/test-image.js';
 import { median, report } from './lib.js';
 

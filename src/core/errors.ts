@@ -132,6 +132,14 @@ export class CommandFailedError extends KumoError {
   }
 }
 
+/** An instance is running (or busy) where the operation needs it stopped: one class, one code. */
+export class InstanceRunningError extends ConflictError {
+  constructor(name: string, opts: KumoErrorOptions & { message?: string } = {}) {
+    const { message, ...rest } = opts;
+    super('INSTANCE_RUNNING', message ?? `instance '${name}' is running`, { hint: `stop it first: kumo stop ${name}`, ...rest, details: { instance: name, ...rest.details } });
+  }
+}
+
 export class ToolMissingError extends EnvironmentError {
   constructor(tool: string, pkg?: string) {
     super('TOOL_MISSING', `${tool} is not installed or not on PATH`, {

@@ -23,8 +23,7 @@ import { getDriver, type Driver, type InstanceRuntime } from '../driver/index.js
 import { instanceFilesIn } from '../config/instance-files.js';
 import { sshExec, waitReady } from '../guest/index.js';
 import { checkImageName, findImage, importImage, type ImageRecord } from '../image/index.js';
-import { instanceFiles, lockInstance, readRecord, runtimeFor, sshTargetFor, type InstanceRecord } from '../instance/index.js';
-import { ensureStopped, mapDiskFull, measureQcow2, requireSpace, type StopFirstOptions } from './common.js';
+import { instanceFiles, lockStopped, mapDiskFull, measureQcow2, readRecord, requireSpace, runtimeFor, sshTargetFor, type InstanceRecord, type StopFirstOptions } from '../instance/index.js';
 import { SEAL_DONE_MARKER, SEAL_OPERATIONS, sealScript } from './seal.js';
 import { sleep } from '../core/time.js';
 
@@ -128,11 +127,9 @@ export async function captureInstance(paths: KumoPaths, name: string, o: Capture
   const em = new Emitter(o.onEvent);
   checkImageName(o.image);
   if (await findImage(paths, o.image)) throw new ImageExistsError(o.image);
-  let rec = await readRecord(paths, name);
-  await ensureStopped(paths, name, 'capture', { ...o, usage: `kumo capture --stop ${name} --image ${o.image}` });
-  await using _lock = await lockInstance(paths, name, 'capture', 5000, o.signal);
-  rec = await readRecord(paths, name);
-  await ensureStopped(paths, name, 'capture', { usage: `kumo capture --stop ${name} --image ${o.image}` });
+  await readRecord(paths, name);
+  await using _lock = await lockStopped(paths, name, 'capture', { ...o, usage: `kumo capture --stop ${name} --image ${o.image}` });
+  const rec = await readRecord(paths, name);
   const driver = await getDriver(rec.driver);
   const disk = instanceFiles(paths, name).disk;
   const seal = o.seal !== false;

@@ -14,8 +14,7 @@ import type { KumoPaths } from '../config/paths.js';
 import { ConflictError } from '../core/errors.js';
 import { Emitter } from '../events/events.js';
 import { backingChain, qemuImg } from '../disk/index.js';
-import { instanceFiles, lockInstance, readRecord, writeRecord, type InstanceRecord } from '../instance/index.js';
-import { ensureStopped, mapDiskFull, measureQcow2, requireSpace, type StopFirstOptions } from './common.js';
+import { instanceFiles, lockStopped, mapDiskFull, measureQcow2, readRecord, requireSpace, writeRecord, type InstanceRecord, type StopFirstOptions } from '../instance/index.js';
 import { stat } from 'node:fs/promises';
 
 export interface ConsolidateOptions extends StopFirstOptions {}
@@ -36,9 +35,7 @@ export type ConsolidatedRecord = InstanceRecord & { consolidated?: { at: string;
 export async function consolidateInstance(paths: KumoPaths, name: string, o: ConsolidateOptions = {}): Promise<ConsolidateResult> {
   const em = new Emitter(o.onEvent);
   await readRecord(paths, name);
-  await ensureStopped(paths, name, 'consolidate', { ...o, usage: `kumo consolidate --stop ${name}` });
-  await using _lock = await lockInstance(paths, name, 'consolidate', 5000, o.signal);
-  await ensureStopped(paths, name, 'consolidate', { usage: `kumo consolidate --stop ${name}` });
+  await using _lock = await lockStopped(paths, name, 'consolidate', { ...o, usage: `kumo consolidate --stop ${name}` });
   const files = instanceFiles(paths, name);
   const chain = await backingChain(files.disk);
   const backing = chain.slice(1).map((l) => l.path);

@@ -14,7 +14,7 @@ import { ConflictError } from '../core/errors.js';
 import { debug } from '../core/log.js';
 import { Emitter, type EventSink } from '../events/events.js';
 import { DriverUnsupportedError, driverNames, getDriver, hasCapability, type OrphanMachine } from '../driver/index.js';
-import { instanceStatus, listInstances } from './lifecycle.js';
+import { instanceStatus, listInstances } from './status.js';
 import { instanceFiles } from './store.js';
 import { exists } from '../core/fs.js';
 

@@ -1,32 +1,27 @@
-// The public API of src/instance: the instance store, lifecycle use cases and the library handle.
+// The public API of src/instance: the instance store, its use cases (create, power, status, ports,
+// ssh target, snapshots, clone) and the library handle (launch, Instance).
+export { createInstance, newInstanceName, resolveImage, createOverlay, type CreateOptions, type BaseImage } from './create.js';
 export {
-  createInstance,
   startInstance,
   stopInstance,
   restartInstance,
   deleteInstance,
-  instanceStatus,
-  instanceInfo,
-  listInstances,
   waitInstanceReady,
-  sshTargetFor,
-  resolveSshTarget,
-  addPort,
-  removePort,
-  listPorts,
-  homePaths,
-  type InstanceStatus,
-  type InstanceState,
-  type InstanceInfo,
-  type CreateOptions,
   type StartInstanceOptions,
   type StartInstanceResult,
   type StopInstanceOptions,
   type DeleteOptions,
-  type PortList,
-  type OpOptions,
-} from './lifecycle.js';
-export { Instance, launch, getInstance, ExecFailedError, type LaunchOptions, type ExecOptions } from './instance.js';
+} from './power.js';
+export { instanceStatus, instanceInfo, listInstances, requireRunning, type InstanceStatus, type InstanceState, type InstanceInfo } from './status.js';
+export { addPort, removePort, listPorts, type PortList } from './ports.js';
+export { sshTargetFor, resolveSshTarget } from './ssh-target.js';
+export { Instance, launch, launchInstance, getInstance, homePaths, ExecFailedError, type LaunchOptions, type ExecOptions } from './instance.js';
+// Operations on an instance's disk: qcow2 snapshots, clones.
+export { createSnapshot, listSnapshots, restoreSnapshot, deleteSnapshot, type SnapshotInfo } from './snapshot.js';
+export { cloneInstance, CLONE_USER_DATA, type CloneOptions, type CloneResult } from './clone.js';
+// "The instance must be stopped" (check, lock, check again), and room on the disk for a copy.
+export { ensureStopped, lockStopped, type StopFirstOptions } from './guard.js';
+export { measureQcow2, freeBytes, diskFullError, requireSpace, mapDiskFull } from './space.js';
 export {
   instanceDir,
   instanceFiles,
@@ -38,6 +33,7 @@ export {
   InstanceNotFoundError,
   IncompleteInstanceError,
   RECORD_VERSION,
+  type OpOptions,
   type InstanceRecord,
   type InstanceFiles,
 } from './store.js';

@@ -6,32 +6,27 @@
  *   await vm.copyTo('./app.tar', '/tmp/app.tar');
  *   // leaving the block deletes the VM (Symbol.asyncDispose)
  */
-import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import type { KumoPaths } from '../config/paths.js';
+import { ensureHome, type KumoPaths } from '../config/paths.js';
 import type { InstanceSpecInput } from '../config/spec.js';
 import { KumoError, NotFoundError } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { remotePath, scpArgv, shellQuote, sshExec, type ExecResult, type SshTarget } from '../guest/ssh.js';
 import type { ReadyResult } from '../guest/ready.js';
-import {
-  addPort,
-  createInstance,
-  deleteInstance,
-  homePaths,
-  instanceInfo,
-  instanceStatus,
-  removePort,
-  restartInstance,
-  resolveSshTarget,
-  startInstance,
-  stopInstance,
-  type InstanceInfo,
-  type InstanceStatus,
-  type OpOptions,
-} from './lifecycle.js';
-import { readRecord, type InstanceRecord } from './store.js';
 import type { PortForward } from '../driver/driver.js';
+import { createInstance, newInstanceName } from './create.js';
+import { consoleTail } from './logs.js';
+import { addPort, removePort } from './ports.js';
+import { deleteInstance, restartInstance, startInstance, stopInstance, type StartInstanceResult } from './power.js';
+import { resolveSshTarget } from './ssh-target.js';
+import { instanceInfo, instanceStatus, type InstanceInfo, type InstanceStatus } from './status.js';
+import { readRecord, type InstanceRecord, type OpOptions } from './store.js';
+
+/** Resolve KUMO_HOME for library calls: explicit paths, a home folder, or the environment. */
+export async function homePaths(o: { home?: string; paths?: KumoPaths }): Promise<KumoPaths> {
+  if (o.paths) return o.paths;
+  return ensureHome({ ...(o.home ? { home: o.home } : {}) });
+}
 
 export interface ExecOptions {
   /** Text written to the command's stdin. */
@@ -54,6 +49,8 @@ export class Instance implements AsyncDisposable {
   constructor(
     readonly paths: KumoPaths,
     readonly name: string,
+    /** What the start by `launch()` gave (record, accelerator, ssh endpoint, readiness); undefined for `getInstance()`. */
+    readonly started?: StartInstanceResult,
   ) {}
 
   /** The record as stored now (re-read each call). */
@@ -155,29 +152,61 @@ export interface LaunchOptions extends Omit<InstanceSpecInput, 'name'>, OpOption
   /** KUMO_HOME for this call (default: KUMO_HOME from the environment, or ~/.local/share/kumo). */
   home?: string;
   paths?: KumoPaths;
-  /** Wait until ready (default true). */
+  /** Wait until ready: ssh answers and cloud-init has finished (default true; false returns once the machine is started). */
   wait?: boolean;
-  /** Keep the instance when it fails to become ready (default false: it is deleted). */
+  /** Keep the instance when its start or readiness fails (default false: it is deleted, and the error carries its console's tail). */
   keepOnFailure?: boolean;
   /** Where relative paths (userData, sshKey) are resolved. */
   cwd?: string;
 }
 
-/** Create and start an instance, wait until it is ready, and return its handle. */
+/** Lines of the serial console a failed launch puts in its error. */
+const CONSOLE_TAIL_LINES = 20;
+
+/**
+ * The launch use case: create an instance, start it, wait until it is ready (unless `wait:
+ * false`); `home` and `paths` of the options are not read (`paths` is given). One failure policy: a launch that fails leaves nothing behind (create rolls back
+ * itself; a failed start or readiness deletes the instance) unless `keepOnFailure` is given; the
+ * error keeps its code and gets the last lines of the instance's serial console, read before the
+ * instance is removed (in `details.consoleTail`, and in the hint when the message does not show
+ * them already), and a hint line saying what became of the instance.
+ */
+export async function launchInstance(paths: KumoPaths, o: LaunchOptions): Promise<StartInstanceResult> {
+  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, ...spec } = o;
+  const name = o.name ?? newInstanceName();
+  const ev = { ...(onEvent ? { onEvent } : {}), ...(signal ? { signal } : {}) };
+  const rec = await createInstance(paths, { ...spec, name }, { ...ev, ...(cwd ? { cwd } : {}) });
+  try {
+    return await startInstance(paths, name, { ...ev, wait: wait ?? true });
+  } catch (e) {
+    const tail = await consoleTail(paths, rec, CONSOLE_TAIL_LINES).catch(() => []);
+    const fate = keepOnFailure ? 'kept' : await deleteInstance(paths, name, { force: true }).then(() => 'removed' as const, () => 'left' as const);
+    throw withConsoleTail(e, name, tail, fate);
+  }
+}
+
+/** The failed launch's error, same class and code, with the console tail and what became of the instance. */
+function withConsoleTail(e: unknown, name: string, tail: string[], fate: 'removed' | 'kept' | 'left'): unknown {
+  if (!(e instanceof KumoError)) return e;
+  const said = {
+    removed: `instance '${name}' was removed, so 'kumo logs ${name}' cannot show its console: launch with --keep-on-failure (keepOnFailure: true) to keep a failed instance`,
+    kept: `instance '${name}' was kept for inspection: see its console with 'kumo logs ${name}', remove it with 'kumo delete --force ${name}'`,
+    left: `removing instance '${name}' failed too: see its console with 'kumo logs ${name}', remove it with 'kumo delete --force ${name}'`,
+  }[fate];
+  const shown = /last lines of the serial console|the serial console is empty/.test(e.message);
+  const lines = shown ? '' : tail.length ? `\nlast lines of its serial console:\n${tail.map((l) => `  | ${l}`).join('\n')}` : '\n(its serial console is empty)';
+  const m = e as { hint?: string; details?: Record<string, unknown> };
+  m.hint = `${said}${e.hint ? `\n${e.hint}` : ''}${lines}`;
+  m.details = { ...e.details, instance: name, consoleTail: tail, removed: fate === 'removed' };
+  return e;
+}
+
+/** Create and start an instance, wait until it is ready, and return its handle (see launchInstance for the failure policy). */
 export async function launch(o: LaunchOptions): Promise<Instance> {
   const paths = await homePaths(o);
-  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, ...spec } = o;
-  const name = o.name ?? `vm-${randomBytes(3).toString('hex')}`;
-  const ev = { ...(onEvent ? { onEvent } : {}), ...(signal ? { signal } : {}) };
-  await createInstance(paths, { ...spec, name }, { ...ev, ...(cwd ? { cwd } : {}) });
-  const vm = new Instance(paths, name);
-  try {
-    await startInstance(paths, name, { ...ev, wait: wait ?? true });
-  } catch (e) {
-    if (!keepOnFailure) await deleteInstance(paths, name, { force: true }).catch(() => {});
-    throw e;
-  }
-  return vm;
+  const name = o.name ?? newInstanceName();
+  const started = await launchInstance(paths, { ...o, name });
+  return new Instance(paths, name, started);
 }
 
 /** A handle on an existing instance. */

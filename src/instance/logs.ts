@@ -1,17 +1,28 @@
 /**
- * The serial console of an instance (`kumo logs`): the whole file, or followed as it grows.
+ * The serial console of an instance (`kumo logs`): the whole file, or followed as it grows; its tail.
  */
 import { open, stat } from 'node:fs/promises';
 import type { KumoPaths } from '../config/paths.js';
 import { UnsupportedError } from '../core/errors.js';
 import { getDriver } from '../driver/index.js';
-import { readRecord, runtimeFor } from './store.js';
+import { tailFile } from '../guest/ready.js';
+import { instanceFiles, readRecord, runtimeFor, type InstanceRecord } from './store.js';
 
 export async function consoleLogPath(paths: KumoPaths, name: string): Promise<string> {
   const rec = await readRecord(paths, name);
   const driver = await getDriver(rec.driver);
   if (!driver.consoleLogPath) throw new UnsupportedError('DRIVER_UNSUPPORTED', `the ${driver.name} driver does not capture the serial console`, { hint: 'connect to the console with the hypervisor\'s own tools' });
   return driver.consoleLogPath(runtimeFor(paths, rec));
+}
+
+/**
+ * The last `lines` lines of the instance's serial console (escapes stripped), [] when there is
+ * none: what a failed launch shows before it removes the instance.
+ */
+export async function consoleTail(paths: KumoPaths, rec: InstanceRecord, lines = 20): Promise<string[]> {
+  const driver = await getDriver(rec.driver).catch(() => undefined);
+  const file = driver?.consoleLogPath?.(runtimeFor(paths, rec)) ?? instanceFiles(paths, rec.name).serialLog;
+  return tailFile(file, lines);
 }
 
 /**

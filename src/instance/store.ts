@@ -20,8 +20,15 @@ import { ConflictError, NotFoundError, type KumoError } from '../core/errors.js'
 import { exists, readJson, writeJsonAtomic } from '../core/fs.js';
 import { acquireLock, lockHolder, type Lock } from '../core/lock.js';
 import type { PortForward, InstanceRuntime } from '../driver/driver.js';
+import type { EventSink } from '../events/events.js';
 
 export const RECORD_VERSION = 1;
+
+/** What every instance use case takes: where its progress goes, and how to interrupt it (also the lock wait). */
+export interface OpOptions {
+  onEvent?: EventSink;
+  signal?: AbortSignal;
+}
 
 export interface InstanceRecord {
   version: number;

@@ -16,7 +16,7 @@ const clone: CommandDef = {
   options: { stop: { type: 'boolean', description: 'stop SRC first if it runs (instead of refusing)' } },
   examples: ['kumo clone web web-2 && kumo start web-2'],
   async run(ctx, args) {
-    const { cloneInstance } = await import('../../golden/index.js');
+    const { cloneInstance } = await import('../../instance/index.js');
     const paths = await ctx.paths();
     const r = await cloneInstance(paths, argString(args, 'src')!, argString(args, 'new')!, { stop: optBool(args, 'stop'), onEvent: ctx.out.events(), signal: ctx.signal });
     ctx.out.finishProgress();

@@ -13,8 +13,8 @@ const cp: CommandDef = {
   ],
   examples: ['kumo cp ./app.tar web:/tmp/', 'kumo cp web:/var/log/syslog ./syslog'],
   async run(ctx, args) {
-    const { parseGuestPath, requireRunning } = await import('../../instance/cli-helpers.js');
-    const { getInstance } = await import('../../instance/index.js');
+    const { parseGuestPath } = await import('../guest-path.js');
+    const { getInstance, requireRunning } = await import('../../instance/index.js');
     const src = argString(args, 'src')!;
     const dst = argString(args, 'dst')!;
     const a = parseGuestPath(src);

@@ -12,7 +12,7 @@ const exec: CommandDef = {
   examples: ['kumo exec web -- uname -a', 'kumo exec web -- sh -c "cat /etc/os-release | head -1"'],
   async run(ctx, args) {
     if (!args.rest.length) throw new UsageError("'kumo exec' needs a command after --", { hint: 'e.g. kumo exec web -- uname -a' });
-    const { requireRunning } = await import('../../instance/cli-helpers.js');
+    const { requireRunning } = await import('../../instance/index.js');
     const guest = await import('../../guest/index.js');
     const paths = await ctx.paths();
     const t = await requireRunning(paths, argString(args, 'name')!);

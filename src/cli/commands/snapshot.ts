@@ -11,7 +11,7 @@ const create: CommandDef = {
   args: [nameArg, snapArg],
   examples: ['kumo snapshot create web before-upgrade'],
   async run(ctx, args) {
-    const g = await import('../../golden/index.js');
+    const g = await import('../../instance/index.js');
     const r = await g.createSnapshot(await ctx.paths(), argString(args, 'name')!, argString(args, 'snapshot')!, { signal: ctx.signal });
     ctx.out.data(r, () => ctx.out.note(`${r.name}: snapshot ${r.snapshot} created${r.live ? ' (disk and memory)' : ' (disk)'}`));
   },
@@ -23,7 +23,7 @@ const list: CommandDef = {
   usage: 'snapshot list NAME',
   args: [nameArg],
   async run(ctx, args) {
-    const g = await import('../../golden/index.js');
+    const g = await import('../../instance/index.js');
     const { formatBytes } = await import('../output.js');
     const snaps = await g.listSnapshots(await ctx.paths(), argString(args, 'name')!);
     if (ctx.out.json) return ctx.out.jsonDoc(snaps);
@@ -41,7 +41,7 @@ const restore: CommandDef = {
   usage: 'snapshot restore NAME SNAP',
   args: [nameArg, snapArg],
   async run(ctx, args) {
-    const g = await import('../../golden/index.js');
+    const g = await import('../../instance/index.js');
     const r = await g.restoreSnapshot(await ctx.paths(), argString(args, 'name')!, argString(args, 'snapshot')!, { signal: ctx.signal });
     ctx.out.data(r, () => ctx.out.note(`${r.name}: restored snapshot ${r.snapshot}`));
   },
@@ -53,7 +53,7 @@ const del: CommandDef = {
   usage: 'snapshot delete NAME SNAP',
   args: [nameArg, snapArg],
   async run(ctx, args) {
-    const g = await import('../../golden/index.js');
+    const g = await import('../../instance/index.js');
     const r = await g.deleteSnapshot(await ctx.paths(), argString(args, 'name')!, argString(args, 'snapshot')!, { signal: ctx.signal });
     ctx.out.data(r, () => ctx.out.note(`${r.name}: deleted snapshot ${r.snapshot}`));
   },

@@ -10,7 +10,7 @@ const ssh: CommandDef = {
   options: { 'print-command': { type: 'boolean', description: 'print the ssh command line instead of running it' } },
   examples: ['kumo ssh web', 'kumo ssh web -- sudo journalctl -f'],
   async run(ctx, args) {
-    const { requireRunning } = await import('../../instance/cli-helpers.js');
+    const { requireRunning } = await import('../../instance/index.js');
     const guest = await import('../../guest/index.js');
     const paths = await ctx.paths();
     const t = await requireRunning(paths, argString(args, 'name')!);

@@ -23,7 +23,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exists as fileExists, writeFileAtomic } from '../../core/fs.js';
-import { ConflictError, InvalidInputError, KumoError, NotFoundError, TimeoutError } from '../../core/errors.js';
+import { ConflictError, InstanceRunningError, InvalidInputError, KumoError, NotFoundError, TimeoutError } from '../../core/errors.js';
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
@@ -256,7 +256,7 @@ export class LibvirtDriver implements Driver {
     if (existing) {
       const st = await v.domstate(o.domain);
       if (st && (st.state === 'running' || st.state === 'paused' || st.state === 'blocked' || st.state === 'in shutdown' || st.state === 'pmsuspended')) {
-        throw new ConflictError('INSTANCE_RUNNING', `instance '${rt.name}' is already running (libvirt domain '${o.domain}' is ${st.state})`, { hint: `stop it first: kumo stop ${rt.name}` });
+        throw new InstanceRunningError(rt.name, { message: `instance '${rt.name}' is already running (libvirt domain '${o.domain}' is ${st.state})` });
       }
       if (st && mapState(st.state, st.reason) === 'crashed') em.warn(`instance '${rt.name}': libvirt reports '${st.state} (${st.reason})'; starting it again`);
     }
@@ -428,7 +428,7 @@ export class LibvirtDriver implements Driver {
     }
     const st = await v.domstate(o.domain);
     if (st && st.state !== 'shut off' && st.state !== 'crashed') {
-      throw new ConflictError('INSTANCE_RUNNING', `instance '${rt.name}' is running`, { hint: `stop it first: kumo stop ${rt.name}` });
+      throw new InstanceRunningError(rt.name);
     }
     const args = ['undefine', ...(facts.nvram || rt.firmware === 'uefi' ? ['--nvram'] : []), '--', o.domain];
     const r = await v.raw(args);

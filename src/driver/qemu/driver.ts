@@ -5,7 +5,7 @@
  * QMP must answer.
  */
 import { lstat, unlink } from 'node:fs/promises';
-import { CommandFailedError, ConflictError, KumoError, ToolMissingError } from '../../core/errors.js';
+import { CommandFailedError, InstanceRunningError, KumoError, ToolMissingError } from '../../core/errors.js';
 import { run, which } from '../../core/exec.js';
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
@@ -93,7 +93,7 @@ export class QemuDriver implements Driver {
   async cleanup(rt: InstanceRuntime): Promise<void> {
     const pid = await readPidFile(rt.dir);
     if (pid !== undefined && (await isOurQemu(pid, rt.dir))) {
-      throw new ConflictError('INSTANCE_RUNNING', `instance '${rt.name}' is running`, { hint: `stop it first: kumo stop ${rt.name}` });
+      throw new InstanceRunningError(rt.name);
     }
     await this.removeRuntimeFiles(rt);
   }
@@ -102,7 +102,7 @@ export class QemuDriver implements Driver {
     const em = new Emitter(opts.onEvent);
     const st = await this.status(rt);
     if (st.pid !== undefined && st.state !== 'crashed') {
-      throw new ConflictError('INSTANCE_RUNNING', `instance '${rt.name}' is already running (pid ${st.pid})`, { hint: `stop it first: kumo stop ${rt.name}` });
+      throw new InstanceRunningError(rt.name, { message: `instance '${rt.name}' is already running (pid ${st.pid})` });
     }
     if (st.state === 'crashed') em.warn(`instance '${rt.name}': ${st.detail}; starting it again`);
     await this.removeRuntimeFiles(rt);

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ensureHome, type KumoPaths } from '../../../src/config/paths.js';
 import { importImage, findImage, removeImage, listImages } from '../../../src/image/index.js';
-import { createInstance, deleteInstance, instanceFiles, readRecord, startInstance, stopInstance, instanceStatus } from '../../../src/instance/index.js';
-import { captureInstance, cloneInstance, consolidateInstance, createSnapshot, listSnapshots, restoreSnapshot, deleteSnapshot } from '../../../src/golden/index.js';
+import { createInstance, deleteInstance, instanceFiles, readRecord, startInstance, stopInstance, instanceStatus, cloneInstance, createSnapshot, listSnapshots, restoreSnapshot, deleteSnapshot } from '../../../src/instance/index.js';
+import { captureInstance, consolidateInstance } from '../../../src/golden/index.js';
 import { kumo } from '../../helpers/cli.js';
 
 const MiB = 1024 * 1024;

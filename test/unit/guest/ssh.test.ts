@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { run } from '../../../src/core/exec.js';
 import { sshArgv, scpArgv, shellQuote, remotePath, type SshTarget } from '../../../src/guest/ssh.js';
-import { parseGuestPath } from '../../../src/instance/cli-helpers.js';
+import { parseGuestPath } from '../../../src/cli/guest-path.js';
 
 const t: SshTarget = { name: 'web', host: '127.0.0.1', port: 40022, user: 'kumo', identity: '/k/id_ed25519', knownHosts: '/i/web/known_hosts', alias: 'kumo-web' };
 

@@ -18,16 +18,18 @@
  *
  * SRC must be stopped (a disk in use is not a consistent copy) and is only read.
  */
-import { copyFile, constants, unlink } from 'node:fs/promises';
+import { copyFile, constants, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KumoPaths } from '../config/paths.js';
 import { validateSpec, type InstanceSpecInput } from '../config/spec.js';
 import { tempPathFor } from '../core/fs.js';
-import { rename } from 'node:fs/promises';
 import { Emitter } from '../events/events.js';
 import { qemuImg } from '../disk/index.js';
-import { createInstance, instanceFiles, lockInstance, readRecord, type InstanceRecord } from '../instance/index.js';
-import { ensureStopped, mapDiskFull, type StopFirstOptions } from './common.js';
+import { DEFAULT_KEY_NAME } from '../guest/keys.js';
+import { createInstance } from './create.js';
+import { lockStopped, type StopFirstOptions } from './guard.js';
+import { mapDiskFull } from './space.js';
+import { instanceFiles, readRecord, type InstanceRecord } from './store.js';
 
 /** The clone's own user-data: a fresh machine-id on its first boot (once per instance-id). */
 export const CLONE_USER_DATA = `#cloud-config
@@ -62,7 +64,7 @@ async function copyDisk(src: string, dst: string): Promise<void> {
 export async function cloneInstance(paths: KumoPaths, src: string, name: string, o: CloneOptions = {}): Promise<CloneResult> {
   const em = new Emitter(o.onEvent);
   let rec = await readRecord(paths, src);
-  const defaultKey = join(paths.keys, 'id_ed25519');
+  const defaultKey = join(paths.keys, DEFAULT_KEY_NAME);
   const input: InstanceSpecInput = {
     name,
     image: rec.image.id ?? rec.image.ref,
@@ -81,10 +83,8 @@ export async function cloneInstance(paths: KumoPaths, src: string, name: string,
     ...Object.fromEntries(['connect', 'pool', 'network'].filter((k) => rec.driverOptions?.[k] !== undefined).map((k) => [k, rec.driverOptions![k]])),
   };
   const spec = validateSpec(input); // checks NEW's name before anything is touched
-  await ensureStopped(paths, src, 'clone', { ...o, usage: `kumo clone --stop ${src} ${name}` });
-  await using _lock = await lockInstance(paths, src, 'clone', 5000, o.signal);
+  await using _lock = await lockStopped(paths, src, 'clone', { ...o, usage: `kumo clone --stop ${src} ${name}` });
   rec = await readRecord(paths, src);
-  await ensureStopped(paths, src, 'clone', { usage: `kumo clone --stop ${src} ${name}` });
   const from = instanceFiles(paths, src).disk;
   const record = await createInstance(paths, spec, {
     image: { ...rec.image },

@@ -6,9 +6,9 @@
  */
 import type { KumoPaths } from '../config/paths.js';
 import { getDriver, requireCapability, DriverUnsupportedError, type SnapshotInfo, type Driver, type SnapshotsCapability } from '../driver/index.js';
-import { instanceStatus, lockInstance, readRecord, runtimeFor, type InstanceRecord } from '../instance/index.js';
+import { instanceStatus } from './status.js';
+import { lockInstance, readRecord, runtimeFor, type InstanceRecord, type OpOptions } from './store.js';
 import { ConflictError } from '../core/errors.js';
-import type { GoldenOpOptions } from './common.js';
 import type { InstanceRuntime } from '../driver/driver.js';
 
 export type { SnapshotInfo };
@@ -18,7 +18,7 @@ async function withSnapshots<T>(
   name: string,
   op: string,
   fn: (d: Driver & SnapshotsCapability, rt: InstanceRuntime, running: boolean, rec: InstanceRecord) => Promise<T>,
-  o: GoldenOpOptions & { lock?: boolean } = {},
+  o: OpOptions & { lock?: boolean } = {},
 ): Promise<T> {
   const rec = await readRecord(paths, name);
   const driver = requireCapability(await getDriver(rec.driver), 'snapshots', 'take snapshots');
@@ -40,25 +40,25 @@ async function withSnapshots<T>(
   }
 }
 
-export async function createSnapshot(paths: KumoPaths, name: string, snap: string, o: GoldenOpOptions = {}): Promise<{ name: string; snapshot: string; live: boolean }> {
+export async function createSnapshot(paths: KumoPaths, name: string, snap: string, o: OpOptions = {}): Promise<{ name: string; snapshot: string; live: boolean }> {
   return withSnapshots(paths, name, 'create', async (d, rt, running) => {
     await d.createSnapshot(rt, snap);
     return { name, snapshot: snap, live: running };
   }, o);
 }
 
-export async function listSnapshots(paths: KumoPaths, name: string, o: GoldenOpOptions = {}): Promise<SnapshotInfo[]> {
+export async function listSnapshots(paths: KumoPaths, name: string, o: OpOptions = {}): Promise<SnapshotInfo[]> {
   return withSnapshots(paths, name, 'list', (d, rt) => d.listSnapshots(rt), { ...o, lock: false });
 }
 
-export async function restoreSnapshot(paths: KumoPaths, name: string, snap: string, o: GoldenOpOptions = {}): Promise<{ name: string; snapshot: string; live: boolean }> {
+export async function restoreSnapshot(paths: KumoPaths, name: string, snap: string, o: OpOptions = {}): Promise<{ name: string; snapshot: string; live: boolean }> {
   return withSnapshots(paths, name, 'restore', async (d, rt, running) => {
     await d.restoreSnapshot(rt, snap);
     return { name, snapshot: snap, live: running };
   }, o);
 }
 
-export async function deleteSnapshot(paths: KumoPaths, name: string, snap: string, o: GoldenOpOptions = {}): Promise<{ name: string; snapshot: string }> {
+export async function deleteSnapshot(paths: KumoPaths, name: string, snap: string, o: OpOptions = {}): Promise<{ name: string; snapshot: string }> {
   return withSnapshots(paths, name, 'delete', async (d, rt) => {
     await d.deleteSnapshot(rt, snap);
     return { name, snapshot: snap };

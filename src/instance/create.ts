@@ -1,0 +1,142 @@
+/**
+ * Create an instance (disk overlay, seed, keys, record) without starting it; roll back on failure.
+ * Also the two calls the instance layer makes into the image store and the disk area.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import type { KumoPaths } from '../config/paths.js';
+import { loadUserData, validateSpec, type InstanceSpec, type InstanceSpecInput } from '../config/spec.js';
+import { ConflictError, ValidationError } from '../core/errors.js';
+import { exists, writeFileAtomic } from '../core/fs.js';
+import { lockHolder } from '../core/lock.js';
+import { Emitter, type EventSink } from '../events/events.js';
+import { driverNames, getDriver, macFor, portFree, PortInUseError } from '../driver/index.js';
+import { ensureDefaultKey, generateHostKey, userKey, writeKnownHosts } from '../guest/keys.js';
+import { ensureImage } from '../image/index.js';
+import { qemuImg } from '../disk/index.js';
+import { writeSeed } from '../seed/index.js';
+import { IncompleteInstanceError, RECORD_VERSION, instanceFiles, lockInstance, writeRecord, type InstanceRecord, type OpOptions } from './store.js';
+
+export interface BaseImage {
+  /** The image store's id. */
+  id?: string;
+  ref: string;
+  /** Absolute path of the read-only base file. */
+  path: string;
+  format: string;
+  virtualSize?: number;
+}
+
+/** Resolve an image reference (alias, URL, file, stored name or id) to a verified base file in the store. */
+export async function resolveImage(paths: KumoPaths, ref: string, opts: { onEvent?: EventSink; signal?: AbortSignal } = {}): Promise<BaseImage> {
+  const r = await ensureImage(paths, ref, { ...(opts.onEvent ? { onEvent: opts.onEvent } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  return { ref, id: r.id, path: r.path, format: r.format, virtualSize: r.virtualSize };
+}
+
+/** Create the instance's qcow2 overlay on the base (recording the backing format: -F). */
+export async function createOverlay(path: string, base: BaseImage, size?: number): Promise<void> {
+  await qemuImg.createOverlay(path, { backing: base.path, backingFormat: base.format, ...(size !== undefined ? { size } : {}) });
+}
+
+/** A fresh instance name (vm-xxxxxx) for a create or launch that was given none. */
+export function newInstanceName(): string {
+  return `vm-${randomBytes(3).toString('hex')}`;
+}
+
+export interface CreateOptions extends OpOptions {
+  /** Where user-data and key paths are relative to. */
+  cwd?: string;
+  /** Use this base instead of resolving spec.image (kumo clone: the source's base, recorded as is). */
+  image?: BaseImage;
+  /** Make the instance's disk at `path` instead of a fresh overlay on the base (kumo clone: a copy of another instance's disk). */
+  makeDisk?: (path: string) => Promise<void>;
+}
+
+/** Create an instance (disk overlay, seed, keys, record) without starting it. Rolls back on failure. */
+export async function createInstance(paths: KumoPaths, input: InstanceSpecInput | InstanceSpec, opts: CreateOptions = {}): Promise<InstanceRecord> {
+  const em = new Emitter(opts.onEvent);
+  const spec = isSpec(input) ? input : validateSpec(input, { ...(opts.cwd ? { cwd: opts.cwd } : {}), drivers: driverNames() });
+  const files = instanceFiles(paths, spec.name);
+  // Checks first: nothing is made until the input is known to be good.
+  if (await exists(files.dir)) {
+    if (!(await exists(files.record))) throw new IncompleteInstanceError(spec.name, !!(await lockHolder(files.lock)));
+    throw new ConflictError('INSTANCE_EXISTS', `an instance named '${spec.name}' already exists`, { hint: `choose another name, or remove it: kumo delete ${spec.name}` });
+  }
+  const userData = await loadUserData(spec);
+  const login = spec.sshKey ? await userKey(spec.sshKey) : undefined;
+  for (const p of spec.ports) if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
+  const driver = await getDriver(spec.driver);
+  // The driver's settings as instance.json keeps them (defaults that depend on the environment pinned now).
+  const driverOptions = driver.resolveOptions ? driver.resolveOptions(spec.driverOptions) : spec.driverOptions;
+  await driver.check(paths, driverOptions);
+  const image = opts.image ?? (await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, opts)));
+  if (spec.diskBytes !== undefined && image.virtualSize !== undefined && spec.diskBytes < image.virtualSize) {
+    throw new ValidationError('invalid instance spec', [
+      { path: 'disk', message: `${spec.diskBytes} bytes is smaller than the image (${image.virtualSize} bytes)`, hint: 'give at least the image size, or leave --disk out' },
+    ]);
+  }
+
+  // Claim the name: mkdir is atomic, so of several creates of one name exactly one gets here.
+  await mkdir(paths.instances, { recursive: true, mode: 0o700 });
+  try {
+    await mkdir(files.dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new ConflictError('INSTANCE_EXISTS', `an instance named '${spec.name}' already exists (another command created it just now)`, { hint: 'choose another name' });
+    throw e;
+  }
+  try {
+    await using _lock = await lockInstance(paths, spec.name, 'create');
+    const key = login ?? (await em.step('keys', 'ssh key', () => ensureDefaultKey(paths)));
+    const hostKey = await generateHostKey(paths.tmp, 'ed25519', `kumo-${spec.name}`);
+    await writeFileAtomic(files.hostKey, hostKey.privateKey, 0o600);
+    await writeFileAtomic(`${files.hostKey}.pub`, hostKey.publicKey + '\n', 0o644);
+    await writeKnownHosts(files.knownHosts, spec.name, [hostKey]);
+    await em.step('disk', opts.makeDisk ? 'disk' : 'disk overlay', () => (opts.makeDisk ? opts.makeDisk(files.disk) : createOverlay(files.disk, image, spec.diskBytes)));
+    const instanceId = `i-${spec.name}-${randomBytes(6).toString('hex')}`;
+    await em.step('seed', 'cloud-init seed', () =>
+      writeSeed(
+        {
+          format: spec.seedFormat,
+          instanceId,
+          hostname: spec.name,
+          user: spec.user,
+          sshAuthorizedKeys: [key.publicKey],
+          hostKeys: [hostKey],
+          ...(userData !== undefined ? { userData } : {}),
+        },
+        files.seed,
+      ),
+    );
+    const rec: InstanceRecord = {
+      version: RECORD_VERSION,
+      name: spec.name,
+      driver: driver.name,
+      created: new Date().toISOString(),
+      instanceId,
+      image: { ref: spec.image, path: image.path, format: image.format, ...(image.id ? { id: image.id } : {}), ...(image.virtualSize ? { virtualSize: image.virtualSize } : {}) },
+      cpus: spec.cpus,
+      memoryMiB: spec.memoryMiB,
+      ...(spec.diskBytes !== undefined ? { diskBytes: spec.diskBytes } : image.virtualSize ? { diskBytes: image.virtualSize } : {}),
+      accel: spec.accel,
+      firmware: spec.firmware,
+      seedFormat: spec.seedFormat,
+      mac: macFor(instanceId),
+      ssh: { user: spec.user, port: 0, key: key.privateKeyPath },
+      ports: spec.ports,
+      timeoutSec: spec.timeoutSec,
+      ...(spec.userDataPath ? { userDataSource: spec.userDataPath } : spec.userDataText !== undefined ? { userDataSource: '(inline)' } : {}),
+      ...(driverOptions && Object.keys(driverOptions).length ? { driverOptions } : {}),
+    };
+    // The record is written last: it is the "complete" marker.
+    await writeRecord(paths, rec);
+    return rec;
+  } catch (e) {
+    await rm(files.dir, { recursive: true, force: true }).catch(() => {});
+    throw e;
+  }
+}
+
+function isSpec(x: InstanceSpecInput | InstanceSpec): x is InstanceSpec {
+  return typeof (x as InstanceSpec).memoryMiB === 'number' && Array.isArray((x as InstanceSpec).ports) && typeof (x as InstanceSpec).timeoutSec === 'number';
+}
