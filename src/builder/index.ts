@@ -7,4 +7,4 @@ export { PHASES, IN_CHROOT, listElements, resolveElements, loadElementSet, eleme
 export type { Element, ElementSet, Phase, PhaseScript, PackageInstall } from './elements.js';
 export { planLayout, sfdiskScript, grubEarlyConfig, parseSize, ROOT_LABEL } from './disk.js';
 export type { DiskLayout } from './disk.js';
-export { ScriptFailedError, MirrorUnreachableError, DiskFullError, NotRootError } from './errors.js';
+export { ScriptFailedError, MirrorUnreachableError, NotRootError } from './errors.js';

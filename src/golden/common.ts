@@ -5,7 +5,7 @@
  */
 import { statfs } from 'node:fs/promises';
 import type { KumoPaths } from '../config/paths.js';
-import { ConflictError, EnvironmentError, type KumoError } from '../core/errors.js';
+import { ConflictError, DiskFullError, type KumoError } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import type { EventSink } from '../events/events.js';
 import { instanceStatus, stopInstance } from '../instance/index.js';
@@ -54,9 +54,9 @@ export async function freeBytes(dir: string): Promise<number> {
   return Number(s.bavail) * Number(s.bsize);
 }
 
-export function diskFullError(where: string, what: string, need?: number, free?: number): EnvironmentError {
+export function diskFullError(where: string, what: string, need?: number, free?: number): DiskFullError {
   const mib = (n: number) => `${Math.ceil(n / 1024 / 1024)} MiB`;
-  return new EnvironmentError('DISK_FULL', `not enough space in ${where} to ${what}${need !== undefined && free !== undefined ? ` (needs up to ${mib(need)}, ${mib(free)} free)` : ': no space left on device'}`, {
+  return new DiskFullError(`not enough space in ${where} to ${what}${need !== undefined && free !== undefined ? ` (needs up to ${mib(need)}, ${mib(free)} free)` : ': no space left on device'}`, {
     hint: "free some space (delete instances you no longer need, 'kumo image prune'), or move KUMO_HOME to a larger disk; nothing was changed",
     ...(need !== undefined && free !== undefined ? { details: { need, free } } : {}),
   });

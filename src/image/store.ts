@@ -19,6 +19,7 @@ import { discardPart, download } from './download.js';
 import { withLock } from './lock.js';
 import { dataPathOf, ID_RE, metaPathOf, scanStore, type ImageRecord } from './record.js';
 import { chainOf, convertToQcow2, formatOf, virtualSizeOf } from './diskops.js';
+import { NotAnImageError } from '../disk/index.js';
 
 export interface ImageOpOptions {
   onEvent?: EventSink;
@@ -313,8 +314,8 @@ function tempIn(paths: KumoPaths, tag: string): string {
   return join(paths.cache, `.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
-function notAnImage(file: string, what: string): InvalidInputError {
-  return new InvalidInputError('NOT_A_DISK_IMAGE', `${file} is not a disk image (${what})`, {
+function notAnImage(file: string, what: string): NotAnImageError {
+  return new NotAnImageError(file, what, {
     hint: 'give a qcow2, raw, vmdk, vhd or vhdx disk image (optionally xz/gzip/zstd-compressed)',
   });
 }
@@ -538,7 +539,7 @@ async function ensureImageOnce(paths: KumoPaths, ref: string, opts: EnsureOption
     if (have) return have;
     return importFile(paths, p, { arch, checksum, claim: {}, source: { kind: 'file', path: p, size: st.size, mtimeMs: st.mtimeMs }, move: false, em, signal: opts.signal, label: basename(p) });
   }
-  if (st) throw new InvalidInputError('NOT_A_DISK_IMAGE', `${p} is not a file`, { hint: 'give an image file, an alias or a URL' });
+  if (st) throw new NotAnImageError(p, 'it is not a file', { hint: 'give an image file, an alias or a URL' });
   if (looksLikePath(ref)) throw new NotFoundError('FILE_NOT_FOUND', `no such image file: ${p}`, { hint: 'check the path' });
   throw unknownAliasError(catalog ?? (await loadCatalog(paths)), ref);
 }
@@ -597,7 +598,7 @@ export async function importImage(paths: KumoPaths, file: string, opts: ImportOp
   const st = await stat(p).catch((e) => {
     throw fsError(e, p, 'import');
   });
-  if (!st.isFile()) throw new InvalidInputError('NOT_A_DISK_IMAGE', `${p} is not a file`, { hint: 'give a disk image file' });
+  if (!st.isFile()) throw new NotAnImageError(p, 'it is not a file', { hint: 'give a disk image file' });
   const kind = typeof opts.source?.kind === 'string' && ['built', 'captured', 'import', 'file'].includes(opts.source.kind) ? (opts.source.kind as ImageRecord['source']['kind']) : 'import';
   return importFile(paths, p, {
     arch: normalizeArch(opts.arch ?? hostArch()),
