@@ -18,7 +18,8 @@ import { InterruptedError, KumoError, fsError } from '../core/errors.js';
 import { Emitter, type EventSink } from '../events/events.js';
 import { resolveDistro, type ResolvedDistro } from './distro.js';
 import { loadElementSet, elementSearchPath, elementFiles, builtinElementsDir, IN_CHROOT, PACKAGE_PHASES, PHASES, type ElementSet, type Phase } from './elements.js';
-import { assembleDisk, parseSize, planLayout, ROOT_LABEL } from './disk.js';
+import { assembleDisk, planLayout, ROOT_LABEL } from './disk.js';
+import { requireSize } from '../core/units.js';
 import { ScriptFailedError, MirrorUnreachableError, NotRootError, buildDiskFull, isBuildDiskFull } from './errors.js';
 import { hashFile } from '../core/fs.js';
 
@@ -207,7 +208,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const requested = requestedElements(distroName, opts.elements);
   const set = loadElementSet(requested, elementSearchPath(opts.elementsPath ?? []));
   const format = opts.format ?? 'qcow2';
-  const sizeBytes = parseSize(opts.size ?? '4G');
+  const sizeBytes = requireSize(opts.size ?? '4G');
   const output = resolve(opts.output);
   const cache = resolve(opts.cacheDir);
 

@@ -28,10 +28,15 @@
  *    lists to whatever cloud-config the user's parts provide and never replaces the user's keys.
  *
  * 4. Anything else (plain text without a known header) is refused: cloud-init would ignore it.
+ *
+ * `classifyUserData` is the one place that tells kinds of user-data apart; the spec validator
+ * (content or a path? is it valid?), `loadUserData` and `composeUserData` all use it.
  */
-import { LineCounter, parseDocument, stringify, type ErrorCode } from 'yaml';
+import { LineCounter, parse as parseYaml, parseDocument, stringify, type ErrorCode } from 'yaml';
 import { createHash } from 'node:crypto';
-import { ValidationError, type ValidationIssue } from '../core/errors.js';
+import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
+import { fsError, InvalidInputError, ValidationError, type ValidationIssue } from '../core/errors.js';
 
 /** Keys whose values are lists that kumo and the user both contribute to (kumo's first). */
 export const APPEND_KEYS = ['users', 'groups', 'runcmd', 'bootcmd', 'write_files', 'packages', 'ssh_authorized_keys'] as const;
@@ -59,6 +64,71 @@ export function classifyUserData(text: string | undefined): { kind: UserDataKind
   const head = t.split(/\r?\n\r?\n/, 1)[0]!;
   if (/^(mime-version|content-type)\s*:/im.test(head) && /^content-type\s*:\s*multipart\//im.test(head)) return { kind: 'mime' };
   return { kind: 'unknown' };
+}
+
+/**
+ * Whether a `userData` string is user-data content rather than a file path: it has a newline, or
+ * its first line is one cloud-init recognises (the library's `userData: '#cloud-config\n...'`).
+ */
+export function isUserDataContent(s: string): boolean {
+  if (s.includes('\n')) return true;
+  const kind = classifyUserData(s).kind;
+  return kind !== 'unknown' && kind !== 'empty';
+}
+
+export const USER_DATA_HINT = "cloud-init user-data starts with '#cloud-config' (YAML), '#!' (a script), '#include', '#cloud-boothook', '## template: jinja' or a MIME multipart header";
+
+/** Why cloud-init would not accept this user-data (gzip'd or not), or undefined when it looks valid. */
+export function userDataProblem(data: Buffer): string | undefined {
+  let buf = data;
+  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
+    try {
+      buf = gunzipSync(buf);
+    } catch {
+      return 'is gzip data that does not decompress';
+    }
+  }
+  const text = buf.toString('utf8');
+  switch (classifyUserData(text).kind) {
+    case 'empty':
+      return 'is empty';
+    case 'part':
+    case 'mime':
+      return undefined;
+    case 'cloud-config': {
+      let doc: unknown;
+      try {
+        doc = parseYaml(text);
+      } catch (e) {
+        return `is #cloud-config but not valid YAML: ${(e as Error).message.split('\n')[0]}`;
+      }
+      if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) return 'is #cloud-config but its YAML is not a mapping';
+      return undefined;
+    }
+    default:
+      return `starts with '${text.split('\n', 1)[0]!.replace(/\r$/, '').trimEnd().slice(0, 40)}', which cloud-init does not recognise`;
+  }
+}
+
+/**
+ * Read and check the user-data of a validated spec (undefined when none was given). gzip'd
+ * user-data (which cloud-init accepts) is unpacked: kumo merges its own part into the content,
+ * and the seed carries the result as text.
+ */
+export async function loadUserData(spec: { userDataPath?: string; userDataText?: string }): Promise<string | undefined> {
+  if (spec.userDataText !== undefined) return spec.userDataText;
+  if (!spec.userDataPath) return undefined;
+  let data: Buffer;
+  try {
+    data = await readFile(spec.userDataPath);
+  } catch (e) {
+    const err = fsError(e, spec.userDataPath, 'read user-data file');
+    throw new InvalidInputError('USER_DATA_UNREADABLE', err.message, { hint: 'give an existing cloud-init user-data file with --user-data', cause: e });
+  }
+  const why = userDataProblem(data);
+  if (why) throw new ValidationError('invalid user-data', [{ path: `userData (${spec.userDataPath})`, message: why, hint: USER_DATA_HINT }]);
+  if (data[0] === 0x1f && data[1] === 0x8b) data = gunzipSync(data);
+  return data.toString('utf8');
 }
 
 function yamlIssues(text: string, source: string): { value: unknown; issues: ValidationIssue[] } {

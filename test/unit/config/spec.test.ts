@@ -4,7 +4,10 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { validateSpec, nameIssues, parsePortForward, parseSize, userDataProblem, loadSpecFile, loadUserData, DEFAULTS } from '../../../src/config/spec.js';
+import { validateSpec, parsePortForward, loadSpecFile, DEFAULTS } from '../../../src/config/spec.js';
+import { nameIssues } from '../../../src/core/names.js';
+import { parseSize } from '../../../src/core/units.js';
+import { userDataProblem, loadUserData } from '../../../src/seed/userdata.js';
 import { ValidationError } from '../../../src/core/errors.js';
 
 function issuesOf(input: Record<string, unknown>): { path: string; message: string; hint?: string }[] {
