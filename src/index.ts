@@ -43,7 +43,17 @@ export {
 } from './instance/index.js';
 export type { PortForward, SnapshotInfo } from './driver/driver.js';
 // The instance spec: load, then validate (every problem at once).
-export { loadSpecFile, validateSpec, type InstanceSpec, type InstanceSpecInput, type ValidateOptions } from './config/spec.js';
+export {
+  loadSpecFile,
+  validateSpec,
+  type InstanceSpec,
+  type InstanceSpecInput,
+  type UntypedSpecInput,
+  type SizeInput,
+  type DurationInput,
+  type PortForwardInput,
+  type ValidateOptions,
+} from './config/spec.js';
 
 // Snapshots, clones, golden images.
 export { createSnapshot, listSnapshots, restoreSnapshot, deleteSnapshot } from './golden/index.js';

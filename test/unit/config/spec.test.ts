@@ -128,6 +128,14 @@ test('loadSpecFile parses YAML (relative paths against the file) and validateSpe
   }
 });
 
+test('an unknown field is an issue with a did-you-mean, beside the other problems', () => {
+  const issues = issuesOf({ name: 'a', memroy: '2G', cpu: 2, cpus: 'lots', zzzzzz: 1 });
+  assert.match(issues.find((i) => i.path === 'memroy')!.message, /not a known field; did you mean 'memory'\?/);
+  assert.match(issues.find((i) => i.path === 'cpu')!.message, /did you mean 'cpus'\?/);
+  assert.equal(issues.find((i) => i.path === 'zzzzzz')!.message, 'is not a known field');
+  assert.ok(issues.some((i) => i.path === 'cpus'));
+});
+
 test('userData: content given directly (library) is kept as content, a path as a path', () => {
   const a = validateSpec({ name: 'a', userData: '#cloud-config\npackages: [nginx]\n' });
   assert.equal(a.userDataText, '#cloud-config\npackages: [nginx]\n');

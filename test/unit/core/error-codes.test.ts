@@ -57,7 +57,7 @@ function uses(): Use[] {
     // KUMO_* markers the HTTP client puts on plain Node errors)
     for (const m of t.matchAll(/code(?:\s*[!=]==\s*|:\s*)'([A-Z][A-Z0-9_]+)'/g)) {
       const code = m[1]!;
-      if (/^E[A-Z]+$/.test(code) || code.startsWith('KUMO_')) continue;
+      if (/^(E[A-Z]+|EAI_[A-Z]+|ERR_[A-Z_]+)$/.test(code) || code.startsWith('KUMO_')) continue; // Node's errno and ERR_* codes
       out.push({ code, where: line(m.index!) });
     }
   }
