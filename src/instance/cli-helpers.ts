@@ -3,6 +3,7 @@
  */
 import type { KumoPaths } from '../config/paths.js';
 import { ConflictError } from '../core/errors.js';
+import { INSTANCE_NAME_RE } from '../core/names.js';
 import type { SshTarget } from '../guest/ssh.js';
 import { instanceStatus, resolveSshTarget, sshTargetFor } from './lifecycle.js';
 
@@ -20,7 +21,7 @@ export async function requireRunning(paths: KumoPaths, name: string): Promise<Ss
 
 /** `NAME:PATH` → { name, path } when NAME is a valid instance name; undefined for host paths. */
 export function parseGuestPath(s: string): { name: string; path: string } | undefined {
-  const m = /^([a-z0-9]([a-z0-9-]*[a-z0-9])?):(.*)$/.exec(s);
+  const m = new RegExp(`^(${INSTANCE_NAME_RE.source.slice(1, -1)}):(.*)$`).exec(s);
   if (!m) return undefined;
   return { name: m[1]!, path: m[3] || '.' };
 }
