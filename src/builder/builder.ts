@@ -18,8 +18,9 @@ import { InterruptedError, KumoError, fsError } from '../core/errors.js';
 import { Emitter, type EventSink } from '../events/events.js';
 import { bootstrapArgv, resolveDistro, type ResolvedDistro } from './distro.js';
 import { loadElementSet, elementSearchPath, elementFiles, builtinElementsDir, IN_CHROOT, PACKAGE_PHASES, PHASES, type ElementSet, type Phase } from './elements.js';
-import { assembleDisk, parseSize, planLayout, ROOT_LABEL } from './disk.js';
-import { ScriptFailedError, MirrorUnreachableError, DiskFullError, NotRootError, KeyringMissingError } from './errors.js';
+import { assembleDisk, planLayout, ROOT_LABEL } from './disk.js';
+import { requireSize } from '../core/units.js';
+import { ScriptFailedError, MirrorUnreachableError, NotRootError, KeyringMissingError, buildDiskFull, isBuildDiskFull } from './errors.js';
 import { hashFile } from '../core/fs.js';
 
 export interface BuildOptions {
@@ -209,7 +210,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const requested = requestedElements(distroName, opts.elements);
   const set = loadElementSet(requested, elementSearchPath(opts.elementsPath ?? []));
   const format = opts.format ?? 'qcow2';
-  const sizeBytes = parseSize(opts.size ?? '4G');
+  const sizeBytes = requireSize(opts.size ?? '4G');
   const output = resolve(opts.output);
   const cache = resolve(opts.cacheDir);
 
@@ -257,7 +258,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     checkAbort(signal);
     if (r.code !== 0) {
       const tail = log.lastLines();
-      if (tail.some((l) => /No space left on device/i.test(l))) throw new DiskFullError(what, log.path);
+      if (tail.some((l) => /No space left on device/i.test(l))) throw buildDiskFull(what, log.path);
       throw new ScriptFailedError(what, r.code !== null ? `exit status ${r.code}` : `killed by ${r.signal}`, tail, log.path);
     }
     return r;
@@ -356,7 +357,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       try {
         return await assembleDisk({ tree: target, work, layout, rootUuid: randomUUID(), run: { signal } });
       } catch (e) {
-        if (e instanceof KumoError && /No space left/i.test(e.message)) throw new DiskFullError('disk assembly', log.path);
+        if (e instanceof KumoError && /No space left/i.test(e.message)) throw buildDiskFull('disk assembly', log.path);
         throw e;
       }
     });
@@ -391,9 +392,9 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   } catch (e) {
     const err = signal?.aborted && !(e instanceof InterruptedError) ? new InterruptedError('the image build was interrupted') : e;
     log.line(`\n=== FAILED: ${(err as Error).message}`);
-    if ((err as NodeJS.ErrnoException).code === 'ENOSPC' || (err as KumoError).code === 'DISK_FULL' && !(err instanceof DiskFullError))
-      throw new DiskFullError('writing files', log.path);
-    if (log.failed?.code === 'ENOSPC' && !(err instanceof KumoError && err.kind === 'interrupted')) throw new DiskFullError('writing the build log', log.path);
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC' || (err as KumoError).code === 'DISK_FULL' && !isBuildDiskFull(err))
+      throw buildDiskFull('writing files', log.path);
+    if (log.failed?.code === 'ENOSPC' && !(err instanceof KumoError && err.kind === 'interrupted')) throw buildDiskFull('writing the build log', log.path);
     throw err;
   } finally {
     await safeRemoveTree(work).catch(() => {});

@@ -31,14 +31,6 @@ export interface DiskLayout {
   rootStart: number;
 }
 
-/** Parse a size such as 4G, 512M, 2048K or a number of bytes. */
-export function parseSize(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$/i.exec(s.trim());
-  if (!m) throw new InvalidInputError('BAD_SIZE', `'${s}' is not a size`, { hint: 'write it like 4G, 2048M or 10737418240' });
-  const mult = { '': 1, K: 1024, M: MiB, G: 1024 * MiB, T: 1024 * 1024 * MiB }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
-  return Math.round(Number(m[1]) * mult);
-}
-
 /**
  * Size the root file system from the tree's usage: content plus a quarter plus 256 MiB of
  * headroom (journal, inode tables, first-boot writes), rounded up to a MiB. The disk is at

@@ -1,5 +1,5 @@
 /** Errors of the image builder. */
-import { EnvironmentError, KumoError } from '../core/errors.js';
+import { DiskFullError, EnvironmentError, KumoError } from '../core/errors.js';
 
 /** An element script (or a package install of an element) exited non-zero. */
 export class ScriptFailedError extends KumoError {
@@ -20,12 +20,17 @@ export class MirrorUnreachableError extends EnvironmentError {
   }
 }
 
-export class DiskFullError extends EnvironmentError {
-  constructor(where: string, logFile?: string) {
-    super('DISK_FULL', `no space left on device while building the image (${where})`, {
-      hint: `free some space on the file system of the build cache${logFile ? `; the full build log is ${logFile}` : ''}`,
-    });
-  }
+/** Out of space during a build: the one DiskFullError (src/core), naming the build step (details.buildStep) and the log. */
+export function buildDiskFull(where: string, logFile?: string): DiskFullError {
+  return new DiskFullError(`no space left on device while building the image (${where})`, {
+    hint: `free some space on the file system of the build cache${logFile ? `; the full build log is ${logFile}` : ''}`,
+    details: { buildStep: where },
+  });
+}
+
+/** Whether `e` is a DiskFullError made by `buildDiskFull` (it names the build step already). */
+export function isBuildDiskFull(e: unknown): boolean {
+  return e instanceof DiskFullError && e.details?.buildStep !== undefined;
 }
 
 export class NotRootError extends EnvironmentError {

@@ -5,6 +5,6 @@ export { DISTROS, resolveDistro, bootstrapArgv } from './distro.js';
 export type { DistroInfo, ReleaseInfo, ResolvedDistro } from './distro.js';
 export { PHASES, IN_CHROOT, listElements, resolveElements, loadElementSet, elementSearchPath, builtinElementsDir } from './elements.js';
 export type { Element, ElementSet, Phase, PhaseScript, PackageInstall } from './elements.js';
-export { planLayout, sfdiskScript, grubEarlyConfig, parseSize, ROOT_LABEL } from './disk.js';
+export { planLayout, sfdiskScript, grubEarlyConfig, ROOT_LABEL } from './disk.js';
 export type { DiskLayout } from './disk.js';
-export { ScriptFailedError, MirrorUnreachableError, DiskFullError, NotRootError, KeyringMissingError } from './errors.js';
+export { ScriptFailedError, MirrorUnreachableError, NotRootError, KeyringMissingError } from './errors.js';

@@ -25,9 +25,12 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { parse as parseYaml } from 'yaml';
 import { fsError, InvalidInputError, ValidationError, type ValidationIssue } from '../core/errors.js';
+import { INSTANCE_NAME_MAX, NAME_HINT, nameIssues, USER_NAME_RE } from '../core/names.js';
+import { closest } from '../core/text.js';
+import { parseDurationSec, parseSize } from '../core/units.js';
+import { isUserDataContent, USER_DATA_HINT, userDataProblem } from '../core/user-data-format.js';
 import type { PortForward } from './port-forward.js';
 import { driverOptionTable, type DriverOptionTable } from './driver-options.js';
 
@@ -43,7 +46,7 @@ export const DEFAULTS = {
 };
 
 export const LIMITS = {
-  nameMax: 63,
+  nameMax: INSTANCE_NAME_MAX,
   cpusMin: 1,
   cpusMax: 64,
   memoryMinMiB: 128,
@@ -52,33 +55,68 @@ export const LIMITS = {
   timeoutMaxSec: 24 * 3600,
 };
 
-/** What the user gave: every field optional and loosely typed (strings from flags, numbers from YAML). */
-export interface InstanceSpecInput {
-  name?: unknown;
-  image?: unknown;
-  cpus?: unknown;
-  memory?: unknown;
-  disk?: unknown;
-  /** Path of a user-data file. */
-  userData?: unknown;
-  /** User-data content given inline (library), instead of a file. */
-  userDataText?: unknown;
-  sshKey?: unknown;
-  ports?: unknown;
-  accel?: unknown;
-  driver?: unknown;
-  timeout?: unknown;
-  user?: unknown;
-  seedFormat?: unknown;
-  firmware?: unknown;
-  /** libvirt: connection URI. */
-  connect?: unknown;
-  /** libvirt: storage pool. */
-  pool?: unknown;
-  /** libvirt: user | network:NAME | bridge:NAME. */
-  network?: unknown;
-  [k: string]: unknown;
+/** Size units `parseSize` reads (any case at run time; these spellings in the type). */
+export type SizeUnit = 'B' | 'K' | 'M' | 'G' | 'T' | 'k' | 'm' | 'g' | 't' | 'KB' | 'MB' | 'GB' | 'TB' | 'KiB' | 'MiB' | 'GiB' | 'TiB';
+/** A size: a number (in the field's bare unit), or text such as "512M", "2G", "1.5GiB". */
+export type SizeInput = number | `${number}` | `${number}${SizeUnit}`;
+/** A duration: seconds, or text such as "90", "90s", "10m", "1h". */
+export type DurationInput = number | `${number}` | `${number}${'ms' | 's' | 'm' | 'h'}`;
+
+/** A port forward as an object (the form of "127.0.0.1:8080:80/udp"; a PortForward is one too). */
+export interface PortForwardInput {
+  host?: number | string;
+  hostPort?: number | string;
+  guest?: number | string;
+  guestPort?: number | string;
+  /** Host address (default 127.0.0.1). */
+  addr?: string;
+  hostAddr?: string;
+  proto?: 'tcp' | 'udp';
 }
+
+/**
+ * What a library caller gives (`launch`, `createInstance`, `validateSpec`): every field optional,
+ * each with its type, so a misspelt field or a wrong type fails to compile. `validateSpec` checks
+ * the values at run time too (and untyped input from flags and files: `UntypedSpecInput`).
+ */
+export interface InstanceSpecInput {
+  /** 1-63 lower-case letters, digits and '-' (it becomes the hostname). */
+  name?: string;
+  /** An alias (debian-12), an image id or name, a URL or a local file. */
+  image?: string;
+  /** Virtual CPUs, 1-64. */
+  cpus?: number | `${number}`;
+  /** Memory; a bare number is MiB ("2G", 2048). */
+  memory?: SizeInput;
+  /** Grow the overlay to this size; a bare number is GiB ("20G", 20). */
+  disk?: SizeInput;
+  /** A user-data file path, or user-data content (a string with a newline or a cloud-init first line). */
+  userData?: string;
+  /** User-data content given inline, instead of a file. */
+  userDataText?: string;
+  /** Path of the user's ssh private key (its .pub beside it). */
+  sshKey?: string;
+  /** Port forwards: "8080:80", "127.0.0.1:5353:53/udp", or objects. */
+  ports?: readonly (string | PortForwardInput)[];
+  accel?: 'auto' | 'kvm' | 'tcg';
+  /** A registered driver: qemu (default), libvirt. */
+  driver?: string;
+  /** Readiness timeout: seconds, or "90s", "10m". */
+  timeout?: DurationInput;
+  /** The guest account kumo creates (default kumo). */
+  user?: string;
+  seedFormat?: 'nocloud' | 'configdrive';
+  firmware?: 'bios' | 'uefi';
+  /** libvirt: connection URI. */
+  connect?: string;
+  /** libvirt: storage pool. */
+  pool?: string;
+  /** libvirt: user | network:NAME | bridge:NAME. */
+  network?: string;
+}
+
+/** Input whose fields are not typed (flags, a spec file): `validateSpec` checks every one at run time. */
+export type UntypedSpecInput = { readonly [field: string]: unknown };
 
 export interface InstanceSpec {
   name: string;
@@ -146,46 +184,7 @@ export function driverOptionsFrom(input: Record<string, unknown>, driver: string
 }
 
 // ---------------------------------------------------------------------------------------------
-// Names
-
-export const NAME_HINT = "use 1-63 lower-case letters, digits and '-', starting and ending with a letter or digit (it becomes the hostname)";
-
-/** Problems with an instance name, or [] when it is valid. */
-export function nameIssues(name: unknown, path = 'name'): ValidationIssue[] {
-  if (typeof name !== 'string') return [{ path, message: 'must be a string', hint: NAME_HINT }];
-  if (name === '') return [{ path, message: 'is empty', hint: NAME_HINT }];
-  if (name.length > LIMITS.nameMax) return [{ path, message: `is ${name.length} characters long (at most ${LIMITS.nameMax})`, hint: NAME_HINT }];
-  if (name.includes('/') || name === '.' || name === '..') return [{ path, message: `'${name}' is not a valid name: it would name another folder`, hint: NAME_HINT }];
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) {
-    const bad = [...name].find((c) => !/[a-z0-9-]/.test(c));
-    const why = bad !== undefined ? `contains '${bad === '\n' ? '\\n' : bad}'` : 'starts or ends with \'-\'';
-    return [{ path, message: `'${name}' is not a valid name: it ${why}`, hint: NAME_HINT }];
-  }
-  return [];
-}
-
-/** Throw a ValidationError when the name is invalid. */
-export function assertValidName(name: unknown): asserts name is string {
-  const issues = nameIssues(name);
-  if (issues.length) throw new ValidationError('instance name', issues);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sizes and ports
-
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4 };
-
-/** Parse "512M", "2G", "1.5GiB", "10240" (in `bareUnit`) into bytes; undefined when unparsable. */
-export function parseSize(v: unknown, bareUnit = 1): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * bareUnit) : undefined;
-  if (typeof v !== 'string') return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(v);
-  if (!m) return undefined;
-  const unit = m[2]!.toLowerCase();
-  if (!(unit in UNITS)) return undefined;
-  const mult = unit === '' ? bareUnit : UNITS[unit]!;
-  return Math.round(Number(m[1]) * mult);
-}
+// Ports
 
 /** Parse one port forward: "8080:80", "0.0.0.0:8080:80", "5353:53/udp". */
 export function parsePortForward(s: string): PortForward | string {
@@ -208,7 +207,7 @@ function expandHome(p: string): string {
 // Load, then validate
 
 /** Load a spec file (YAML or JSON). Only parses; `validateSpec` checks it. Relative paths are kept relative to the file. */
-export async function loadSpecFile(path: string): Promise<InstanceSpecInput> {
+export async function loadSpecFile(path: string): Promise<UntypedSpecInput> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -224,7 +223,7 @@ export async function loadSpecFile(path: string): Promise<InstanceSpecInput> {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new InvalidInputError('SPEC_PARSE', `${path} must hold a mapping of fields (name, image, cpus, ...)`, { hint: 'see docs/instances.md for the spec format' });
   }
-  const o = { ...(doc as InstanceSpecInput) };
+  const o: Record<string, unknown> = { ...(doc as Record<string, unknown>) };
   const base = resolve(path, '..');
   for (const k of ['userData', 'sshKey'] as const) if (typeof o[k] === 'string' && !(o[k] as string).startsWith('/') && !(o[k] as string).startsWith('~')) o[k] = resolve(base, o[k] as string);
   return o;
@@ -242,13 +241,16 @@ export interface ValidateOptions {
 }
 
 /** Check every field, report every problem, fill in defaults. */
-export function validateSpec(input: InstanceSpecInput, opts: ValidateOptions = {}): InstanceSpec {
+export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: ValidateOptions = {}): InstanceSpec {
+  let input = given as Record<string, unknown>;
   const issues: ValidationIssue[] = [];
   const cwd = opts.cwd ?? process.cwd();
   const optionFields = opts.driverOptionFields ?? driverOptionTable();
   const known = knownFields(optionFields);
   for (const k of Object.keys(input)) {
-    if (!known.has(k) && input[k] !== undefined) issues.push({ path: k, message: 'is not a known field', hint: `known fields: ${[...known].join(', ')}` });
+    if (known.has(k) || input[k] === undefined) continue;
+    const near = closest(k, [...known]);
+    issues.push({ path: k, message: `is not a known field${near.length ? `; did you mean '${near[0]}'?` : ''}`, hint: `known fields: ${[...known].join(', ')}` });
   }
 
   let name = '';
@@ -299,7 +301,7 @@ export function validateSpec(input: InstanceSpecInput, opts: ValidateOptions = {
   if (input.userData !== undefined) {
     if (typeof input.userData !== 'string' || !input.userData) issues.push({ path: 'userData', message: 'must be a file path or user-data content', hint: 'a cloud-init user-data file' });
     // Content given directly (the library's `userData: '#cloud-config\n...'`): it has a newline or starts like user-data.
-    else if (looksLikeUserData(input.userData)) {
+    else if (isUserDataContent(input.userData)) {
       if (inlineText !== undefined) issues.push({ path: 'userData', message: 'user-data content given twice (userData and userDataText)', hint: 'give one' });
       else inlineText = input.userData;
     } else userDataPath = resolve(cwd, expandHome(input.userData));
@@ -356,7 +358,7 @@ export function validateSpec(input: InstanceSpecInput, opts: ValidateOptions = {
 
   let user = DEFAULTS.user;
   if (input.user !== undefined) {
-    if (typeof input.user !== 'string' || !/^[a-z_][a-z0-9_-]{0,31}$/.test(input.user)) issues.push({ path: 'user', message: `${JSON.stringify(input.user)} is not a valid user name`, hint: 'lower-case letters, digits, _ and -, up to 32' });
+    if (typeof input.user !== 'string' || !USER_NAME_RE.test(input.user)) issues.push({ path: 'user', message: `${JSON.stringify(input.user)} is not a valid user name`, hint: 'lower-case letters, digits, _ and -, up to 32' });
     else user = input.user;
   }
 
@@ -386,10 +388,6 @@ export function validateSpec(input: InstanceSpecInput, opts: ValidateOptions = {
   };
 }
 
-function looksLikeUserData(s: string): boolean {
-  return s.includes('\n') || /^(#cloud-config|#!|#include|#cloud-boothook|## template|Content-Type:|MIME-Version:)/i.test(s);
-}
-
 function portFromObject(p: unknown): PortForward | string {
   if (!p || typeof p !== 'object') return `${JSON.stringify(p)} is not a port forward`;
   const o = p as Record<string, unknown>;
@@ -398,63 +396,4 @@ function portFromObject(p: unknown): PortForward | string {
   const addr = o.addr ?? o.hostAddr ?? '127.0.0.1';
   const proto = o.proto ?? 'tcp';
   return parsePortForward(`${addr}:${host}:${guest}/${proto}`);
-}
-
-export function parseDurationSec(s: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(s);
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n / 1000 : m[2] === 'm' ? n * 60 : m[2] === 'h' ? n * 3600 : n;
-}
-
-// ---------------------------------------------------------------------------------------------
-// User-data
-
-export const USER_DATA_HINT = "cloud-init user-data starts with '#cloud-config' (YAML), '#!' (a script), '#include', '#cloud-boothook', '## template: jinja' or a MIME multipart header";
-
-/** Why cloud-init would not accept this user-data, or undefined when it looks valid. */
-export function userDataProblem(data: Buffer): string | undefined {
-  let buf = data;
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
-    try {
-      buf = gunzipSync(buf);
-    } catch {
-      return 'is gzip data that does not decompress';
-    }
-  }
-  const text = buf.toString('utf8');
-  const first = text.split('\n', 1)[0]!.replace(/\r$/, '').trimEnd();
-  if (/^#cloud-config\b/.test(first)) {
-    let doc: unknown;
-    try {
-      doc = parseYaml(text);
-    } catch (e) {
-      return `is #cloud-config but not valid YAML: ${(e as Error).message.split('\n')[0]}`;
-    }
-    if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) return 'is #cloud-config but its YAML is not a mapping';
-    return undefined;
-  }
-  if (/^(#!|#include\b|#include-once\b|#cloud-boothook\b|#part-handler\b|#cloud-config-archive\b|## template: jinja\b|#upstart-job\b)/.test(first)) return undefined;
-  if (/^(Content-Type|MIME-Version):/i.test(first)) return undefined;
-  if (!text.trim()) return 'is empty';
-  return `starts with '${first.slice(0, 40)}', which cloud-init does not recognise`;
-}
-
-/** Read and check the user-data of a validated spec (undefined when none was given). */
-export async function loadUserData(spec: Pick<InstanceSpec, 'userDataPath' | 'userDataText'>): Promise<string | undefined> {
-  if (spec.userDataText !== undefined) return spec.userDataText;
-  if (!spec.userDataPath) return undefined;
-  let data: Buffer;
-  try {
-    data = await readFile(spec.userDataPath);
-  } catch (e) {
-    const err = fsError(e, spec.userDataPath, 'read user-data file');
-    throw new InvalidInputError('USER_DATA_UNREADABLE', err.message, { hint: 'give an existing cloud-init user-data file with --user-data', cause: e });
-  }
-  const why = userDataProblem(data);
-  if (why) throw new ValidationError('invalid user-data', [{ path: `userData (${spec.userDataPath})`, message: why, hint: USER_DATA_HINT }]);
-  // gzip'd user-data (which cloud-init accepts) is unpacked here: kumo merges its own part into
-  // the content, and the seed carries the result as text.
-  if (data[0] === 0x1f && data[1] === 0x8b) data = gunzipSync(data);
-  return data.toString('utf8');
 }

@@ -149,6 +149,13 @@ export class ToolMissingError extends EnvironmentError {
   }
 }
 
+/** Out of space (ENOSPC/EDQUOT, qemu-img, a build): one class for every place that runs out of room. */
+export class DiskFullError extends EnvironmentError {
+  constructor(message: string, opts: KumoErrorOptions = {}) {
+    super('DISK_FULL', message, { hint: "free some space (try 'kumo image prune') and try again", ...opts });
+  }
+}
+
 export function isKumoError(e: unknown): e is KumoError {
   return e instanceof KumoError;
 }
@@ -170,10 +177,7 @@ export function fsError(err: unknown, path: string, action: string): KumoError {
       });
     case 'ENOSPC':
     case 'EDQUOT':
-      return new EnvironmentError('DISK_FULL', `cannot ${action} ${path}: no space left on device`, {
-        hint: "free some space (try 'kumo image prune') and try again",
-        cause: err,
-      });
+      return new DiskFullError(`cannot ${action} ${path}: no space left on device`, { cause: err });
     case 'EROFS':
       return new EnvironmentError('READ_ONLY_FS', `cannot ${action} ${path}: read-only file system`, {
         hint: 'choose a writable location with --home or KUMO_HOME',
@@ -193,3 +197,156 @@ export function fsError(err: unknown, path: string, action: string): KumoError {
       return new KumoError('IO_ERROR', 'environment', `cannot ${action} ${path}: ${e?.message ?? String(err)}`, { cause: err });
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The error codes
+
+/**
+ * Every error code kumo throws: code -> the kind (which picks the CLI's exit code, src/cli/exit.ts)
+ * and what it means. A unit test (test/unit/core/error-codes.test.ts) checks that every code
+ * thrown in src/ is listed here; add a code here when you add one there.
+ */
+export const ERROR_CODES = {
+  // usage, input, internal
+  USAGE: { kind: 'usage', meaning: 'bad command line: unknown command or option, missing argument' },
+  INVALID: { kind: 'invalid', meaning: 'a validator found problems (every one listed, with its field path)' },
+  INTERNAL: { kind: 'internal', meaning: 'a bug in kumo (the CLI shows it for an unexpected error)' },
+  INTERRUPTED: { kind: 'interrupted', meaning: 'cancelled by a signal (Ctrl-C, SIGTERM) or an AbortSignal' },
+  SPEC_PARSE: { kind: 'invalid', meaning: 'a spec file is not valid YAML or not a mapping' },
+  USER_DATA_UNREADABLE: { kind: 'invalid', meaning: 'the user-data file cannot be read' },
+  BAD_SIZE: { kind: 'invalid', meaning: 'a size (4G, 512M) cannot be read' },
+  BAD_URL: { kind: 'invalid', meaning: 'a URL cannot be parsed or has an unsupported scheme' },
+  BAD_INDEX: { kind: 'invalid', meaning: 'a simplestreams index or product file is malformed' },
+  INVALID_PORT: { kind: 'invalid', meaning: 'a host port (of a forward to remove) cannot be read' },
+  // files and the host
+  FILE_NOT_FOUND: { kind: 'not-found', meaning: 'a file or folder does not exist' },
+  FILE_EXISTS: { kind: 'conflict', meaning: 'an output file exists already' },
+  IS_A_DIRECTORY: { kind: 'invalid', meaning: 'a file was expected, a directory was given' },
+  NOT_A_DIRECTORY: { kind: 'invalid', meaning: 'a part of a path is not a directory' },
+  PERMISSION_DENIED: { kind: 'environment', meaning: 'the owner or mode of a path forbids the access' },
+  READ_ONLY_FS: { kind: 'environment', meaning: 'the file system is read-only' },
+  DISK_FULL: { kind: 'environment', meaning: 'no space left on the device (DiskFullError)' },
+  IO_ERROR: { kind: 'environment', meaning: 'another file system error' },
+  HOME_NOT_WRITABLE: { kind: 'environment', meaning: 'KUMO_HOME cannot be created or written' },
+  TOOL_MISSING: { kind: 'environment', meaning: 'a program kumo needs is not installed (ToolMissingError)' },
+  KVM_UNUSABLE: { kind: 'environment', meaning: 'KVM was asked for but does not work here' },
+  OVMF_MISSING: { kind: 'environment', meaning: 'UEFI firmware (OVMF) is not installed' },
+  LOCKED: { kind: 'conflict', meaning: 'another kumo process holds the lock' },
+  CORRUPT_STATE: { kind: 'invalid', meaning: 'a state file (instance.json, a record) cannot be read' },
+  // running programs
+  COMMAND_FAILED: { kind: 'external', meaning: 'a program kumo ran exited non-zero (CommandFailedError)' },
+  COMMAND_TIMEOUT: { kind: 'timeout', meaning: 'a program kumo ran did not finish in time' },
+  // instances
+  INSTANCE_NOT_FOUND: { kind: 'not-found', meaning: 'no instance of that name' },
+  INSTANCE_EXISTS: { kind: 'conflict', meaning: 'an instance of that name exists already' },
+  INSTANCE_RUNNING: { kind: 'conflict', meaning: 'the operation needs a stopped instance' },
+  INSTANCE_NOT_RUNNING: { kind: 'conflict', meaning: 'the operation needs a running instance' },
+  INSTANCE_BUSY: { kind: 'conflict', meaning: 'another command works on the instance' },
+  INSTANCE_INCOMPLETE: { kind: 'conflict', meaning: 'the instance folder is incomplete (a create that did not finish)' },
+  INSTANCE_DIED: { kind: 'external', meaning: 'the machine exited while kumo waited for it' },
+  STOP_FAILED: { kind: 'external', otherKinds: ['timeout'], meaning: 'the machine could not be stopped (a timeout when it outlived the wait)' },
+  ORPHAN_RUNNING: { kind: 'conflict', meaning: 'a machine without an instance is still running' },
+  NOT_READY: { kind: 'timeout', meaning: 'the guest did not become ready in time (NotReadyError)' },
+  CLOUD_INIT_FAILED: { kind: 'external', meaning: 'cloud-init reported an error in the guest' },
+  SSH_FAILED: { kind: 'external', meaning: 'ssh to the guest failed' },
+  SSH_ADDRESS_UNKNOWN: { kind: 'conflict', meaning: "the guest's ssh address is not known yet" },
+  SSH_KEY_NOT_FOUND: { kind: 'not-found', meaning: 'the ssh key file does not exist' },
+  SSH_KEY_INVALID: { kind: 'invalid', meaning: 'the ssh key file is not an OpenSSH key' },
+  BAD_SSH_KEY: { kind: 'invalid', meaning: 'a public key file holds no OpenSSH public key' },
+  EXEC_FAILED: { kind: 'external', meaning: 'a command run in the guest exited non-zero (ExecFailedError)' },
+  PORT_EXISTS: { kind: 'conflict', meaning: 'the host port is forwarded already' },
+  PORT_NOT_FOUND: { kind: 'not-found', meaning: 'no such port forward' },
+  PORT_IN_USE: { kind: 'conflict', meaning: 'the host port is taken by another program' },
+  NO_FREE_PORT: { kind: 'conflict', meaning: 'no free host port was found' },
+  PORT_ADD_FAILED: { kind: 'external', meaning: 'the driver could not add a forward to a running machine' },
+  PORT_REMOVE_FAILED: { kind: 'external', meaning: 'the driver could not remove a forward from a running machine' },
+  // snapshots, clones, golden images
+  SNAPSHOT_EXISTS: { kind: 'conflict', meaning: 'a snapshot of that name exists already' },
+  SNAPSHOT_NOT_FOUND: { kind: 'not-found', meaning: 'no snapshot of that name' },
+  SNAPSHOT_FAILED: { kind: 'external', meaning: 'QEMU or libvirt refused the snapshot' },
+  SNAPSHOT_DISK_ONLY: { kind: 'conflict', meaning: 'a disk-only snapshot cannot be restored while running' },
+  SNAPSHOTS_PRESENT: { kind: 'conflict', meaning: 'the operation refuses a disk with internal snapshots' },
+  BAD_SNAPSHOT_NAME: { kind: 'invalid', meaning: 'a snapshot name is not valid' },
+  SEAL_FAILED: { kind: 'external', meaning: 'sealing the guest (sysprep) failed' },
+  SEAL_POWEROFF_TIMEOUT: { kind: 'timeout', meaning: 'the guest did not power off after sealing' },
+  // images
+  UNKNOWN_IMAGE: { kind: 'not-found', meaning: 'an image reference is no alias, id, URL or file (with suggestions)' },
+  IMAGE_NOT_FOUND: { kind: 'not-found', meaning: 'no image of that name or id in the store' },
+  IMAGE_EXISTS: { kind: 'conflict', meaning: 'an image of that name exists already (ImageExistsError)' },
+  IMAGE_IN_USE: { kind: 'conflict', meaning: 'an instance or another process uses the image' },
+  AMBIGUOUS_IMAGE: { kind: 'conflict', meaning: 'an id prefix matches several images' },
+  BAD_IMAGE_NAME: { kind: 'invalid', meaning: 'an image name is not valid' },
+  BAD_IMAGE_REF: { kind: 'invalid', meaning: 'an image reference cannot be parsed' },
+  USAGE_UNKNOWN: { kind: 'conflict', meaning: 'whether an image is in use cannot be told, so it is kept' },
+  NOT_A_DISK_IMAGE: { kind: 'invalid', meaning: 'a file is not a disk image (NotAnImageError)' },
+  IMAGE_NOT_SELF_CONTAINED: { kind: 'invalid', meaning: 'an image to store references other files (backing file, data file, VMDK extent, differencing parent) (ImageNotSelfContainedError)' },
+  CORRUPT_IMAGE: { kind: 'invalid', meaning: 'a qcow2 image is damaged (CorruptImageError)' },
+  CORRUPT_ARCHIVE: { kind: 'invalid', meaning: 'a compressed download does not decompress' },
+  UNSUPPORTED_COMPRESSION: { kind: 'invalid', meaning: 'a compression kumo cannot unpack' },
+  QCOW1_UNSUPPORTED: { kind: 'unsupported', meaning: 'qcow version 1 images are not supported' },
+  BACKING_MISSING: { kind: 'not-found', meaning: 'a backing file of the chain does not exist' },
+  BACKING_LOOP: { kind: 'invalid', meaning: 'the backing chain loops' },
+  BACKING_PROTOCOL: { kind: 'unsupported', meaning: 'a backing file over a network protocol' },
+  BACKING_FORMAT_REQUIRED: { kind: 'invalid', meaning: 'an overlay must record its backing format' },
+  BACKING_FORMAT_MISMATCH: { kind: 'invalid', meaning: 'the recorded backing format is not the backing file\'s' },
+  BAD_DISK_SIZE: { kind: 'invalid', meaning: 'a disk size is not a positive whole number of 512-byte sectors' },
+  BAD_CONVERT: { kind: 'invalid', meaning: 'a conversion that qemu-img cannot do' },
+  HTTP_ERROR: { kind: 'external', meaning: 'a server answered with an HTTP error status (HttpError)' },
+  HOST_UNREACHABLE: { kind: 'external', meaning: 'a server cannot be reached (NetworkError)' },
+  CHECKSUM_REQUIRED: { kind: 'invalid', meaning: 'a download from a URL needs a checksum' },
+  CHECKSUM_MISMATCH: { kind: 'invalid', meaning: 'the bytes do not match the checksum' },
+  CHECKSUM_NOT_LISTED: { kind: 'not-found', meaning: 'the sums file does not list the file' },
+  BAD_CHECKSUM: { kind: 'invalid', meaning: 'a checksum cannot be read' },
+  CATALOG_INVALID: { kind: 'invalid', meaning: 'the image catalog is malformed' },
+  PRODUCT_NOT_FOUND: { kind: 'not-found', meaning: 'a simplestreams product does not exist' },
+  RELEASE_NOT_FOUND: { kind: 'not-found', meaning: 'no image of that release is published' },
+  ARCH_UNSUPPORTED: { kind: 'unsupported', meaning: 'no image for this architecture' },
+  BAD_ARCH: { kind: 'invalid', meaning: 'an architecture name is not known' },
+  // the builder
+  UNKNOWN_DISTRO: { kind: 'invalid', meaning: 'the builder does not know the distribution' },
+  UNKNOWN_RELEASE: { kind: 'invalid', meaning: 'the builder does not know the release' },
+  UNKNOWN_ELEMENT: { kind: 'not-found', meaning: 'no element of that name on the element path' },
+  BAD_ELEMENT: { kind: 'invalid', meaning: 'an element folder is malformed' },
+  ELEMENT_CYCLE: { kind: 'invalid', meaning: 'element dependencies form a cycle' },
+  ELEMENT_CONFLICT: { kind: 'invalid', meaning: 'two elements conflict' },
+  BUILD_SCRIPT_FAILED: { kind: 'external', meaning: 'an element script failed (ScriptFailedError)' },
+  BUILD_NEEDS_ROOT: { kind: 'environment', meaning: 'building an image needs root (NotRootError)' },
+  MIRROR_UNREACHABLE: { kind: 'environment', meaning: 'the package mirror cannot be reached (MirrorUnreachableError)' },
+  KEYRING_MISSING: { kind: 'environment', meaning: "the distribution's archive keyring is not installed: the bootstrap cannot be verified (KeyringMissingError)" },
+  GRUB_TOO_BIG: { kind: 'invalid', meaning: 'the boot loader does not fit in its gap' },
+  // seeds (ISO 9660)
+  ISO_BAD_NAME: { kind: 'invalid', meaning: 'a file name cannot go into the ISO (IsoNameError)' },
+  ISO_BAD_LABEL: { kind: 'invalid', meaning: 'a volume label is not valid' },
+  ISO_BAD_MODE: { kind: 'invalid', meaning: 'a file mode is not valid' },
+  ISO_BAD_DATE: { kind: 'invalid', meaning: 'a date cannot be recorded in ISO 9660' },
+  ISO_TOO_MANY_DIRS: { kind: 'invalid', meaning: 'too many directories for ISO 9660' },
+  ISO_FILE_TOO_LARGE: { kind: 'invalid', meaning: 'a file is larger than ISO 9660 allows (IsoTooLargeError)' },
+  // drivers
+  DRIVER_NOT_FOUND: { kind: 'not-found', meaning: 'no registered driver of that name' },
+  DRIVER_UNSUPPORTED: { kind: 'unsupported', meaning: 'the driver cannot do this (DriverUnsupportedError)' },
+  QMP_ERROR: { kind: 'external', meaning: 'QEMU answered a QMP command with an error' },
+  QMP_UNAVAILABLE: { kind: 'external', meaning: "QEMU's QMP socket does not answer" },
+  QMP_TIMEOUT: { kind: 'timeout', meaning: 'a QMP command did not answer in time' },
+  XML_INVALID: { kind: 'invalid', meaning: 'libvirt XML cannot be parsed' },
+  LIBVIRT_URI_INVALID: { kind: 'invalid', meaning: 'a libvirt connection URI is not valid' },
+  LIBVIRT_URI_UNKNOWN: { kind: 'invalid', meaning: 'libvirt does not understand the connection URI' },
+  LIBVIRT_UNREACHABLE: { kind: 'environment', meaning: 'libvirtd cannot be reached (LibvirtUnavailableError)' },
+  LIBVIRT_PERMISSION_DENIED: { kind: 'environment', meaning: 'libvirtd refuses the connection' },
+  LIBVIRT_SPEC_INVALID: { kind: 'invalid', meaning: 'a domain or volume spec is not valid' },
+  LIBVIRT_POOL_REQUIRED: { kind: 'invalid', meaning: 'a remote libvirt connection needs a storage pool' },
+  LIBVIRT_POOL_INVALID: { kind: 'invalid', meaning: 'a pool name is not valid' },
+  LIBVIRT_POOL_NOT_FOUND: { kind: 'not-found', meaning: 'no such libvirt storage pool' },
+  LIBVIRT_NETWORK_INVALID: { kind: 'invalid', meaning: 'a --network value is not user, network:NAME or bridge:NAME' },
+  LIBVIRT_NETWORK_NOT_FOUND: { kind: 'not-found', meaning: 'no such libvirt network' },
+  LIBVIRT_DOMAIN_EXISTS: { kind: 'conflict', meaning: 'a libvirt domain of that name exists already' },
+  LIBVIRT_DOMAIN_TAKEN: { kind: 'conflict', meaning: 'a domain of that name belongs to something else (DomainNameTakenError)' },
+  LIBVIRT_DOMAIN_NOT_FOUND: { kind: 'not-found', meaning: 'no such libvirt domain (DomainNotFoundError)' },
+  LIBVIRT_START_FAILED: { kind: 'external', meaning: 'libvirt could not start the domain' },
+  LIBVIRT_UNDEFINE_FAILED: { kind: 'external', meaning: 'libvirt could not undefine the domain' },
+  LIBVIRT_NOT_ORPHAN: { kind: 'conflict', meaning: 'the domain has an instance, so it is not removed as an orphan' },
+  LIBVIRT_ORPHAN_INVALID: { kind: 'invalid', meaning: 'the orphan domain cannot be identified' },
+  LIBVIRT_ORPHAN_RUNNING: { kind: 'conflict', meaning: 'an orphan domain is still running' },
+} as const satisfies Record<string, { kind: ErrorKind; otherKinds?: readonly ErrorKind[]; meaning: string }>;
+
+/** A code of the table. */
+export type ErrorCode = keyof typeof ERROR_CODES;

@@ -44,10 +44,12 @@ export type DiskFormat =
   | 'bzip2'
   | 'unknown';
 
+/** A file is not a disk image (NOT_A_DISK_IMAGE): the one class for every place that finds so. */
 export class NotAnImageError extends InvalidInputError {
-  constructor(path: string, why: string) {
-    super('NOT_AN_IMAGE', `${path} is not a disk image: ${why}`, {
-      hint: 'give a qcow2, raw, vmdk, vhd(x) or vdi image',
+  constructor(path: string, why: string, opts: { hint?: string; cause?: unknown } = {}) {
+    super('NOT_A_DISK_IMAGE', `${path} is not a disk image: ${why}`, {
+      hint: opts.hint ?? 'give a qcow2, raw, vmdk, vhd(x) or vdi image',
+      ...(opts.cause !== undefined ? { cause: opts.cause } : {}),
       details: { path },
     });
   }

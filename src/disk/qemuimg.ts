@@ -9,10 +9,10 @@
 import { rename, unlink, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { run, type RunResult } from '../core/exec.js';
-import { CommandFailedError, ConflictError, EnvironmentError, fsError, InvalidInputError, NotFoundError } from '../core/errors.js';
+import { CommandFailedError, ConflictError, DiskFullError, fsError, InvalidInputError, NotFoundError } from '../core/errors.js';
 import { tempPathFor, fsyncDir } from '../core/fs.js';
 import { Emitter, type EventSink } from '../events/events.js';
-import { sniffFormat } from './qcow2.js';
+import { NotAnImageError, sniffFormat } from './qcow2.js';
 
 export interface QemuImgCheck {
   ok: boolean;
@@ -94,9 +94,9 @@ function mapFailure(e: unknown, path: string): unknown {
   if (/No such file or directory/i.test(err)) return new NotFoundError('FILE_NOT_FOUND', `qemu-img cannot open ${path}: no such file (or a missing backing file)`, { hint: "check the path and the backing chain ('kumo disk info')", cause: e });
   if (/Failed to get .*lock|Is another process using the image/i.test(err))
     return new ConflictError('IMAGE_IN_USE', `${path} is in use by another process (a running VM?)`, { hint: 'stop the VM that uses it and try again', cause: e });
-  if (/Image is not in qcow2 format|Could not open .*: Image not in/i.test(err)) return new InvalidInputError('NOT_AN_IMAGE', `${path} is not a qcow2 image`, { cause: e });
+  if (/Image is not in qcow2 format|Could not open .*: Image not in/i.test(err)) return new NotAnImageError(path, 'qemu-img cannot open it as qcow2', { cause: e });
   if (/No space left on device|Disk quota exceeded/i.test(err))
-    return new EnvironmentError('DISK_FULL', `qemu-img ran out of space working on ${path}`, { hint: "free some space (try 'kumo image prune') and try again", cause: e });
+    return new DiskFullError(`qemu-img ran out of space working on ${path}`, { cause: e });
   return e;
 }
 
@@ -169,7 +169,7 @@ export const qemuImg = {
     if (o.compress && o.outFormat !== 'qcow2') throw new InvalidInputError('BAD_CONVERT', 'only qcow2 output can be compressed', { hint: "use outFormat 'qcow2' or drop compress" });
     const inFormat = o.inFormat ?? (await sniffFormat(src));
     if (['xz', 'gzip', 'zstd', 'bzip2', 'unknown'].includes(inFormat))
-      throw new InvalidInputError('NOT_AN_IMAGE', `${src} is ${inFormat === 'unknown' ? 'not a disk image' : `${inFormat}-compressed`}; qemu-img cannot read it`, {
+      throw new NotAnImageError(src, `${inFormat === 'unknown' ? 'no known disk image signature' : `it is ${inFormat}-compressed`}; qemu-img cannot read it`, {
         hint: inFormat === 'unknown' ? 'give a disk image' : 'decompress it first',
       });
     const ev = new Emitter(o.onEvent);

@@ -7,11 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidInputError } from '../core/errors.js';
 import { hashFile } from '../core/fs.js';
 import type { Emitter } from '../events/events.js';
 import type { KumoPaths } from '../config/paths.js';
-import { assertSelfContained, qemuImg, sniffFormat } from '../disk/index.js';
+import { assertSelfContained, NotAnImageError, qemuImg, sniffFormat } from '../disk/index.js';
 import { compressionOf, decompressTo, readHead } from './decompress.js';
 
 /** Names of the store's temp files in KUMO_HOME/cache: `.<tag>-<pid>-<hex>`. */
@@ -28,8 +27,8 @@ export async function cleanup(files: string[]): Promise<void> {
 /** qemu-img's driver names for the formats the store converts (QEMU calls VHD 'vpc'). */
 const QEMU_DRIVER = { vmdk: 'vmdk', vhd: 'vpc', vhdx: 'vhdx' } as const;
 
-function notAnImage(file: string, what: string): InvalidInputError {
-  return new InvalidInputError('NOT_A_DISK_IMAGE', `${file} is not a disk image (${what})`, {
+function notAnImage(file: string, what: string): NotAnImageError {
+  return new NotAnImageError(file, what, {
     hint: 'give a qcow2, raw, vmdk, vhd or vhdx disk image (optionally xz/gzip/zstd-compressed)',
   });
 }

@@ -9,6 +9,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, join, resolve as resolvePath } from 'node:path';
 import { ConflictError, InvalidInputError, NotFoundError } from '../core/errors.js';
+import { NotAnImageError } from '../disk/index.js';
 import { debug } from '../core/log.js';
 import type { Emitter } from '../events/events.js';
 import type { KumoPaths } from '../config/paths.js';
@@ -186,7 +187,7 @@ export async function resolveImage(paths: KumoPaths, ref: string, opts: ResolveO
     if (have) return stored(have);
     return { kind: 'file', path: p, size: st.size, mtimeMs: st.mtimeMs, arch, ...(checksum ? { checksum } : {}), label: basename(p) };
   }
-  if (st) throw new InvalidInputError('NOT_A_DISK_IMAGE', `${p} is not a file`, { hint: 'give an image file, an alias or a URL' });
+  if (st) throw new NotAnImageError(p, 'it is not a file', { hint: 'give an image file, an alias or a URL' });
   if (looksLikePath(ref)) throw new NotFoundError('FILE_NOT_FOUND', `no such image file: ${p}`, { hint: 'check the path' });
   throw unknownAliasError(catalog ?? (await loadCatalog(paths)), ref);
 }

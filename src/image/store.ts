@@ -9,7 +9,7 @@ import { fsError, InvalidInputError } from '../core/errors.js';
 import { ensurePrivateDir, fsyncDir, writeJsonAtomic, hashFile } from '../core/fs.js';
 import { Emitter, type EventSink } from '../events/events.js';
 import type { KumoPaths } from '../config/paths.js';
-import { diskInfo } from '../disk/index.js';
+import { diskInfo, NotAnImageError } from '../disk/index.js';
 import { hostArch, normalizeArch } from './catalog.js';
 import { formatChecksum, parseChecksum, type Checksum } from './checksums.js';
 import { withLock } from './lock.js';
@@ -195,7 +195,7 @@ export async function importImage(paths: KumoPaths, file: string, opts: ImportOp
   const st = await stat(p).catch((e) => {
     throw fsError(e, p, 'import');
   });
-  if (!st.isFile()) throw new InvalidInputError('NOT_A_DISK_IMAGE', `${p} is not a file`, { hint: 'give a disk image file' });
+  if (!st.isFile()) throw new NotAnImageError(p, 'it is not a file', { hint: 'give a disk image file' });
   const kind = typeof opts.source?.kind === 'string' && ['built', 'captured', 'import', 'file'].includes(opts.source.kind) ? (opts.source.kind as ImageRecord['source']['kind']) : 'import';
   return importFile(paths, p, {
     arch: normalizeArch(opts.arch ?? hostArch()),

@@ -5,7 +5,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { KumoPaths } from '../config/paths.js';
-import { loadUserData, validateSpec, type InstanceSpec, type InstanceSpecInput } from '../config/spec.js';
+import { validateSpec, type InstanceSpec, type InstanceSpecInput } from '../config/spec.js';
+import { loadUserData } from '../seed/userdata.js';
 import { ConflictError, ValidationError } from '../core/errors.js';
 import { exists, writeFileAtomic } from '../core/fs.js';
 import { lockHolder } from '../core/lock.js';

@@ -9,7 +9,7 @@
  *   (`removeOrphan`); `kumo list` shows them and `kumo repair` removes them.
  */
 import type { KumoPaths } from '../config/paths.js';
-import { assertValidName } from '../config/spec.js';
+import { assertValidName } from '../core/names.js';
 import { ConflictError } from '../core/errors.js';
 import { debug } from '../core/log.js';
 import { Emitter, type EventSink } from '../events/events.js';

@@ -42,10 +42,6 @@ export { consoleLogPath, streamConsoleLog } from './logs.js';
 export {
   loadSpecFile,
   validateSpec,
-  loadUserData,
-  userDataProblem,
-  nameIssues,
-  assertValidName,
   parsePortForward,
   type InstanceSpec,
   type InstanceSpecInput,

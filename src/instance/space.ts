@@ -3,7 +3,7 @@
  * space into a DISK_FULL error that names the place and what was being done.
  */
 import { statfs } from 'node:fs/promises';
-import { EnvironmentError, type KumoError } from '../core/errors.js';
+import { DiskFullError, type KumoError } from '../core/errors.js';
 import { run } from '../core/exec.js';
 
 /** Bytes a qcow2 copy of the whole chain of `disk` needs at most (qemu-img measure). */
@@ -19,9 +19,9 @@ export async function freeBytes(dir: string): Promise<number> {
   return Number(s.bavail) * Number(s.bsize);
 }
 
-export function diskFullError(where: string, what: string, need?: number, free?: number): EnvironmentError {
+export function diskFullError(where: string, what: string, need?: number, free?: number): DiskFullError {
   const mib = (n: number) => `${Math.ceil(n / 1024 / 1024)} MiB`;
-  return new EnvironmentError('DISK_FULL', `not enough space in ${where} to ${what}${need !== undefined && free !== undefined ? ` (needs up to ${mib(need)}, ${mib(free)} free)` : ': no space left on device'}`, {
+  return new DiskFullError(`not enough space in ${where} to ${what}${need !== undefined && free !== undefined ? ` (needs up to ${mib(need)}, ${mib(free)} free)` : ': no space left on device'}`, {
     hint: "free some space (delete instances you no longer need, 'kumo image prune'), or move KUMO_HOME to a larger disk; nothing was changed",
     ...(need !== undefined && free !== undefined ? { details: { need, free } } : {}),
   });

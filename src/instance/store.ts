@@ -15,7 +15,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KumoPaths } from '../config/paths.js';
 import { instanceFilesIn, type InstanceFiles } from '../config/instance-files.js';
-import { assertValidName } from '../config/spec.js';
+import { assertValidName, INSTANCE_NAME_RE } from '../core/names.js';
 import { ConflictError, NotFoundError, type KumoError } from '../core/errors.js';
 import { exists, readJson, writeJsonAtomic } from '../core/fs.js';
 import { acquireLock, lockHolder, type Lock } from '../core/lock.js';
@@ -112,7 +112,7 @@ export async function listNames(paths: KumoPaths): Promise<string[]> {
     return [];
   }
   return entries
-    .filter((e) => e.isDirectory() && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(e.name))
+    .filter((e) => e.isDirectory() && INSTANCE_NAME_RE.test(e.name))
     .map((e) => e.name)
     .sort();
 }

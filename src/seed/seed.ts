@@ -11,6 +11,7 @@
  */
 import { stringify } from 'yaml';
 import { ValidationError, type ValidationIssue } from '../core/errors.js';
+import { SSH_PUBLIC_KEY_RE, USER_NAME_RE } from '../core/names.js';
 import { buildIso, writeIso, type IsoFile } from './iso.js';
 import { composeUserData, parseCloudConfig } from './userdata.js';
 
@@ -46,9 +47,7 @@ export interface SeedSpec {
 
 export const DEFAULT_SEED_USER = 'kumo';
 
-const SSH_KEY_RE = /^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$/;
 const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 const INSTANCE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 /** Check a seed spec; reports every problem at once. */
@@ -60,17 +59,17 @@ export function validateSeedSpec(spec: SeedSpec): void {
     issues.push({ path: 'instanceId', message: `'${String(spec.instanceId)}' is not a valid instance id`, hint: 'letters, digits and . _ : -, at most 128, starting with a letter or digit' });
   if (spec.hostname !== undefined && !HOSTNAME_RE.test(spec.hostname))
     issues.push({ path: 'hostname', message: `'${spec.hostname}' is not a valid host name`, hint: 'letters, digits and -, in dot-separated labels of at most 63' });
-  if (spec.user !== undefined && !USER_RE.test(spec.user))
+  if (spec.user !== undefined && !USER_NAME_RE.test(spec.user))
     issues.push({ path: 'user', message: `'${spec.user}' is not a valid user name`, hint: 'lower-case letters, digits, _ and -, starting with a letter or _' });
   (spec.sshAuthorizedKeys ?? []).forEach((k, i) => {
-    if (typeof k !== 'string' || !SSH_KEY_RE.test(k.trim()))
+    if (typeof k !== 'string' || !SSH_PUBLIC_KEY_RE.test(k.trim()))
       issues.push({ path: `sshAuthorizedKeys[${i}]`, message: `not an OpenSSH public key: '${String(k).slice(0, 40)}'`, hint: "give one line such as 'ssh-ed25519 AAAA... comment' (the .pub file)" });
   });
   (spec.hostKeys ?? []).forEach((k, i) => {
     if (!['ed25519', 'ecdsa', 'rsa'].includes(k.type)) issues.push({ path: `hostKeys[${i}].type`, message: `unknown host key type '${String(k.type)}'`, hint: 'use ed25519, ecdsa or rsa' });
     if (typeof k.privateKey !== 'string' || !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(k.privateKey))
       issues.push({ path: `hostKeys[${i}].privateKey`, message: 'not a PEM/OpenSSH private key', hint: 'give the content of the private key file' });
-    if (typeof k.publicKey !== 'string' || !SSH_KEY_RE.test(k.publicKey.trim()))
+    if (typeof k.publicKey !== 'string' || !SSH_PUBLIC_KEY_RE.test(k.publicKey.trim()))
       issues.push({ path: `hostKeys[${i}].publicKey`, message: 'not an OpenSSH public key', hint: 'give the content of the .pub file' });
   });
   if (spec.metaData !== undefined && (typeof spec.metaData !== 'object' || spec.metaData === null || Array.isArray(spec.metaData)))

@@ -28,37 +28,41 @@
  *    lists to whatever cloud-config the user's parts provide and never replaces the user's keys.
  *
  * 4. Anything else (plain text without a known header) is refused: cloud-init would ignore it.
+ *
+ * `classifyUserData` (src/core/user-data-format.ts) is the one place that tells kinds of user-data apart; the spec validator
+ * (content or a path? is it valid?), `loadUserData` and `composeUserData` all use it.
  */
 import { LineCounter, parseDocument, stringify, type ErrorCode } from 'yaml';
 import { createHash } from 'node:crypto';
-import { ValidationError, type ValidationIssue } from '../core/errors.js';
+import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
+import { fsError, InvalidInputError, ValidationError, type ValidationIssue } from '../core/errors.js';
+import { classifyUserData, isUserDataContent, userDataProblem, USER_DATA_HINT, type UserDataKind } from '../core/user-data-format.js';
+
+export { classifyUserData, isUserDataContent, userDataProblem, USER_DATA_HINT, type UserDataKind };
 
 /** Keys whose values are lists that kumo and the user both contribute to (kumo's first). */
 export const APPEND_KEYS = ['users', 'groups', 'runcmd', 'bootcmd', 'write_files', 'packages', 'ssh_authorized_keys'] as const;
 
-const PART_TYPES: [RegExp, string][] = [
-  [/^#!/, 'text/x-shellscript'],
-  [/^#include-once\b/, 'text/x-include-once-url'],
-  [/^#include\b/, 'text/x-include-url'],
-  [/^#cloud-config-archive\b/, 'text/cloud-config-archive'],
-  [/^#cloud-config-jsonp\b/, 'text/cloud-config-jsonp'],
-  [/^#cloud-boothook\b/, 'text/cloud-boothook'],
-  [/^#part-handler\b/, 'text/part-handler'],
-  [/^#upstart-job\b/, 'text/upstart-job'],
-  [/^## template: *jinja\b/, 'text/jinja2'],
-];
-
-/** What kind of user-data this is, by cloud-init's rules (the first line, or MIME headers). */
-export type UserDataKind = 'empty' | 'cloud-config' | 'mime' | 'part' | 'unknown';
-
-export function classifyUserData(text: string | undefined): { kind: UserDataKind; contentType?: string } {
-  if (text === undefined || text.trim() === '') return { kind: 'empty' };
-  const t = text.replace(/^\ufeff/, '');
-  if (/^#cloud-config[ \t]*\r?$/m.test(t.split('\n', 1)[0]!)) return { kind: 'cloud-config' };
-  for (const [re, ct] of PART_TYPES) if (re.test(t)) return { kind: 'part', contentType: ct };
-  const head = t.split(/\r?\n\r?\n/, 1)[0]!;
-  if (/^(mime-version|content-type)\s*:/im.test(head) && /^content-type\s*:\s*multipart\//im.test(head)) return { kind: 'mime' };
-  return { kind: 'unknown' };
+/**
+ * Read and check the user-data of a validated spec (undefined when none was given). gzip'd
+ * user-data (which cloud-init accepts) is unpacked: kumo merges its own part into the content,
+ * and the seed carries the result as text.
+ */
+export async function loadUserData(spec: { userDataPath?: string; userDataText?: string }): Promise<string | undefined> {
+  if (spec.userDataText !== undefined) return spec.userDataText;
+  if (!spec.userDataPath) return undefined;
+  let data: Buffer;
+  try {
+    data = await readFile(spec.userDataPath);
+  } catch (e) {
+    const err = fsError(e, spec.userDataPath, 'read user-data file');
+    throw new InvalidInputError('USER_DATA_UNREADABLE', err.message, { hint: 'give an existing cloud-init user-data file with --user-data', cause: e });
+  }
+  const why = userDataProblem(data);
+  if (why) throw new ValidationError('invalid user-data', [{ path: `userData (${spec.userDataPath})`, message: why, hint: USER_DATA_HINT }]);
+  if (data[0] === 0x1f && data[1] === 0x8b) data = gunzipSync(data);
+  return data.toString('utf8');
 }
 
 function yamlIssues(text: string, source: string): { value: unknown; issues: ValidationIssue[] } {

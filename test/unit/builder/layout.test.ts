@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planLayout, sfdiskScript, parseSize, grubEarlyConfig } from '../../../src/builder/disk.js';
+import { planLayout, sfdiskScript, grubEarlyConfig } from '../../../src/builder/disk.js';
+import { requireSize as parseSize } from '../../../src/core/units.js';
 import { resolveDistro, DISTROS, bootstrapArgv } from '../../../src/builder/distro.js';
 
 const MiB = 1024 * 1024;

@@ -4,7 +4,10 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { validateSpec, nameIssues, parsePortForward, parseSize, userDataProblem, loadSpecFile, loadUserData, DEFAULTS } from '../../../src/config/spec.js';
+import { validateSpec, parsePortForward, loadSpecFile, DEFAULTS } from '../../../src/config/spec.js';
+import { nameIssues } from '../../../src/core/names.js';
+import { parseSize } from '../../../src/core/units.js';
+import { userDataProblem, loadUserData } from '../../../src/seed/userdata.js';
 import { ValidationError } from '../../../src/core/errors.js';
 import { registerBuiltinDrivers } from '../../../src/driver/index.js';
 
@@ -127,6 +130,14 @@ test('loadSpecFile parses YAML (relative paths against the file) and validateSpe
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('an unknown field is an issue with a did-you-mean, beside the other problems', () => {
+  const issues = issuesOf({ name: 'a', memroy: '2G', cpu: 2, cpus: 'lots', zzzzzz: 1 });
+  assert.match(issues.find((i) => i.path === 'memroy')!.message, /not a known field; did you mean 'memory'\?/);
+  assert.match(issues.find((i) => i.path === 'cpu')!.message, /did you mean 'cpus'\?/);
+  assert.equal(issues.find((i) => i.path === 'zzzzzz')!.message, 'is not a known field');
+  assert.ok(issues.some((i) => i.path === 'cpus'));
 });
 
 test('userData: content given directly (library) is kept as content, a path as a path', () => {

@@ -148,3 +148,16 @@ test('a bad spec reports every problem at once', () => {
     assert.deepEqual(e.issues.map((i) => i.path), ['instanceId', 'hostname', 'user', 'sshAuthorizedKeys[0]']);
   }
 });
+
+test('one classification: user-data content or a path, and what cloud-init would refuse', async () => {
+  const { isUserDataContent, userDataProblem } = await import('../../../src/seed/userdata.js');
+  assert.ok(isUserDataContent('#cloud-config'));
+  assert.ok(isUserDataContent('#!/bin/sh'));
+  assert.ok(isUserDataContent('a: b\nc: d'));
+  assert.ok(!isUserDataContent('init.yaml'));
+  assert.ok(!isUserDataContent('./cloud/#cloud-config.yaml'));
+  // the same kinds composeUserData accepts
+  for (const text of ['#cloud-config\n{}\n', '#!/bin/sh\necho\n', '#include\nhttp://x\n', '## template: jinja\n#cloud-config\n{}\n'])
+    assert.equal(userDataProblem(Buffer.from(text)), undefined, text);
+  assert.match(userDataProblem(Buffer.from('\ufeffhello\n'))!, /does not recognise/);
+});
