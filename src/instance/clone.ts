@@ -25,6 +25,7 @@ import { validateSpec, type InstanceSpecInput } from '../config/spec.js';
 import { tempPathFor } from '../core/fs.js';
 import { Emitter } from '../events/events.js';
 import { qemuImg } from '../disk/index.js';
+import { driverNames } from '../driver/index.js';
 import { DEFAULT_KEY_NAME } from '../guest/keys.js';
 import { createInstance } from './create.js';
 import { lockStopped, type StopFirstOptions } from './guard.js';
@@ -82,7 +83,7 @@ export async function cloneInstance(paths: KumoPaths, src: string, name: string,
     // the clone lives where its source lives (libvirt URI, pool, network)
     ...Object.fromEntries(['connect', 'pool', 'network'].filter((k) => rec.driverOptions?.[k] !== undefined).map((k) => [k, rec.driverOptions![k]])),
   };
-  const spec = validateSpec(input); // checks NEW's name before anything is touched
+  const spec = validateSpec(input, { drivers: driverNames() }); // checks NEW's name before anything is touched (driverNames registers the built-in drivers and their option fields)
   await using _lock = await lockStopped(paths, src, 'clone', { ...o, usage: `kumo clone --stop ${src} ${name}` });
   rec = await readRecord(paths, src);
   const from = instanceFiles(paths, src).disk;
