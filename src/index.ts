@@ -141,6 +141,7 @@ export { setDebugSink, type DebugSink } from './core/log.js';
 // Where kumo keeps things (KUMO_HOME).
 export { kumoPaths, ensureHome, resolveHome, type KumoPaths, type HomeOptions } from './config/paths.js';
 
-// Drivers are registered explicitly, here for library users (the CLI does it before a command runs).
-import { registerBuiltinDrivers } from './driver/registry.js';
-registerBuiltinDrivers();
+// kumo's built-in parts (drivers, the instances' disks as image users) are registered explicitly,
+// here for library users (the CLI does it before a command runs).
+import { registerBuiltins } from './builtins.js';
+registerBuiltins();

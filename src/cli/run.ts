@@ -124,7 +124,7 @@ export async function runCli(argv: string[]): Promise<number> {
       paths: () => (pathsPromise ??= ensureHome({ home: globals.home })),
     };
     if (!def.run) throw new UsageError(`'kumo ${path}' needs a subcommand`, { hint: `see 'kumo help ${path}'` });
-    (await import('../driver/registry.js')).registerBuiltinDrivers();
+    (await import('../builtins.js')).registerBuiltins();
     const code = await def.run(ctx, parsed);
     out.finishProgress();
     return code ?? 0;

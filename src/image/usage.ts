@@ -2,8 +2,9 @@
  * Usage: which stored images the disks of instances (and of drivers) use, through their whole
  * backing chains. The store does not know where disks live: whoever keeps disks registers a disk
  * source (`registerDiskSource`): the instance layer (src/instance/disks.ts) its instance folders,
- * the libvirt driver its pool volumes. With no source registered, usage is unknown, and nothing
- * that depends on it (rm, prune) may go ahead.
+ * the libvirt driver its pool volumes. Without the instances' source (INSTANCE_DISK_SOURCE),
+ * usage is unknown, and nothing that depends on it (rm, prune) may go ahead: other sources alone
+ * (a driver's) would make every image look unused.
  */
 import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
@@ -20,14 +21,17 @@ export interface UsedDisk {
 }
 
 export type DiskSource = (paths: KumoPaths) => Promise<UsedDisk[]>;
-const diskSources: DiskSource[] = [];
+const diskSources: { fn: DiskSource; name: string }[] = [];
+
+/** The name of the instance layer's disk source, which every usage scan requires. */
+export const INSTANCE_DISK_SOURCE = 'instances';
 
 /**
  * Add a source of disks that may use stored images (instances' disks, a driver's volumes). Every
  * source is asked on each usage scan; adding the same function twice has no effect.
  */
-export function registerDiskSource(fn: DiskSource): void {
-  if (!diskSources.includes(fn)) diskSources.push(fn);
+export function registerDiskSource(fn: DiskSource, name = fn.name || 'anonymous'): void {
+  if (!diskSources.some((s) => s.fn === fn)) diskSources.push({ fn, name });
 }
 
 export interface UsageScan {
@@ -38,9 +42,9 @@ export interface UsageScan {
 
 /** Which of `images` the registered disks' backing chains reach (by path, then by device and inode). */
 export async function scanUsage(paths: KumoPaths, images: { id: string; path: string }[]): Promise<UsageScan> {
-  if (!diskSources.length)
-    throw new ConflictError('USAGE_UNKNOWN', 'cannot tell which images are in use: no disk source is registered with the image store', {
-      hint: "this is a bug in the program using kumo's library: import it from its entry ('kumo'), or call registerInstanceDiskSource() first",
+  if (!diskSources.some((s) => s.name === INSTANCE_DISK_SOURCE))
+    throw new ConflictError('USAGE_UNKNOWN', "cannot tell which images are in use: the instances' disk source is not registered with the image store", {
+      hint: "this is a bug in the program using kumo's library: import it from its entry ('kumo'), or call registerBuiltins() (src/builtins.ts) first",
     });
   const byIno = new Map<string, string>();
   const byPath = new Map<string, string>();
@@ -52,7 +56,7 @@ export async function scanUsage(paths: KumoPaths, images: { id: string; path: st
   const disks: UsedDisk[] = [];
   for (const src of diskSources) {
     try {
-      disks.push(...(await src(paths)));
+      disks.push(...(await src.fn(paths)));
     } catch (e) {
       disks.push({ owner: '(disk source)', disk: `(${(e as Error).message})` });
     }

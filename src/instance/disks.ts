@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import { fsError } from '../core/errors.js';
 import type { KumoPaths } from '../config/paths.js';
 import { instanceFilesIn } from '../config/instance-files.js';
-import { registerDiskSource } from '../image/index.js';
+import { INSTANCE_DISK_SOURCE, registerDiskSource } from '../image/index.js';
 
 /** Every disk of every instance folder in KUMO_HOME/instances, sorted by instance, then file. */
 export async function instanceDisks(paths: KumoPaths): Promise<{ owner: string; disk: string }[]> {
@@ -40,5 +40,5 @@ export async function instanceDisks(paths: KumoPaths): Promise<{ owner: string; 
 
 /** Register the instances' disks with the image store's usage rule (idempotent). */
 export function registerInstanceDiskSource(): void {
-  registerDiskSource(instanceDisks);
+  registerDiskSource(instanceDisks, INSTANCE_DISK_SOURCE);
 }

@@ -49,8 +49,5 @@ export {
 } from '../config/spec.js';
 // De-sync: instances whose machine is gone, machines whose instance is gone.
 export { findOrphans, repairInstances, type OrphanOptions, type RepairOptions, type RepairResult } from './desync.js';
-// The instances' disks count as users of stored images (image rm/prune). Registered here, at
-// module scope, until the explicit registration step of the library and the CLI takes it.
+// The instances' disks count as users of stored images (image rm/prune); src/builtins.ts registers it.
 export { registerInstanceDiskSource } from './disks.js';
-import { registerInstanceDiskSource } from './disks.js';
-registerInstanceDiskSource();

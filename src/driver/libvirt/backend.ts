@@ -16,6 +16,6 @@ export const libvirtBackend: DriverBackend = {
   optionFields: LIBVIRT_OPTION_FIELDS,
   checks: async () => [await toolCheck('virsh', 'virsh', 'libvirt-clients libvirt-daemon-system', 'the libvirt driver (optional)', ['--version'], /([\d.]+)/, 'warn')],
   onRegister() {
-    registerDiskSource(async (paths: KumoPaths) => (await import('./sync.js')).libvirtDisks(paths));
+    registerDiskSource(async (paths: KumoPaths) => (await import('./sync.js')).libvirtDisks(paths), 'libvirt');
   },
 };

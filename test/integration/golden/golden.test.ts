@@ -15,6 +15,9 @@ import { spawnSync } from 'node:child_process';
 import { ensureHome, type KumoPaths } from '../../../src/config/paths.js';
 import { importImage, findImage, removeImage, listImages } from '../../../src/image/index.js';
 import { createInstance, deleteInstance, instanceFiles, readRecord, startInstance, stopInstance, instanceStatus, cloneInstance, createSnapshot, listSnapshots, restoreSnapshot, deleteSnapshot } from '../../../src/instance/index.js';
+import { registerBuiltins } from '../../../src/builtins.js';
+
+registerBuiltins(); // as the library entry and the CLI do
 import { captureInstance, consolidateInstance } from '../../../src/golden/index.js';
 import { kumo } from '../../helpers/cli.js';
 

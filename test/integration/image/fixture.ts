@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { pathsFor, type KumoPaths } from '../../../src/config/paths.js';
 import { ensurePrivateDir } from '../../../src/core/fs.js';
 import { startServer, type TestServer } from '../../helpers/http-server.js';
-import { registerInstanceDiskSource } from '../../../src/instance/disks.js';
+import { registerBuiltins } from '../../../src/builtins.js';
 
 // The image store does not read instance folders itself: the instance layer registers their disks.
-registerInstanceDiskSource();
+registerBuiltins();
 
 process.env.KUMO_RETRY_BACKOFF_MS ??= '20';
 

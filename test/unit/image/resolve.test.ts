@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isUrl, looksLikePath, matchRecords } from '../../../src/image/resolve.js';
-import { scanUsage } from '../../../src/image/usage.js';
+import { INSTANCE_DISK_SOURCE, registerDiskSource, scanUsage } from '../../../src/image/usage.js';
 import { pathsFor } from '../../../src/config/paths.js';
 import type { ImageRecord } from '../../../src/image/record.js';
 
@@ -35,4 +35,11 @@ test('references are told apart without I/O: URL, path, stored id/name/alias', (
 
 test('with no disk source registered, usage is unknown (never "nothing is in use")', async () => {
   await assert.rejects(scanUsage(pathsFor('/nonexistent/kumo-home'), []), { code: 'USAGE_UNKNOWN' });
+});
+
+test("a driver's disk source alone does not make usage known: the instances' source is required", async () => {
+  registerDiskSource(async () => [], 'some-driver');
+  await assert.rejects(scanUsage(pathsFor('/nonexistent/kumo-home'), []), { code: 'USAGE_UNKNOWN' });
+  registerDiskSource(async () => [], INSTANCE_DISK_SOURCE);
+  assert.deepEqual((await scanUsage(pathsFor('/nonexistent/kumo-home'), [])).users.size, 0);
 });

@@ -5,7 +5,6 @@ import { argList, argString, optBool, optString, type CommandDef, type CommandCo
 
 async function lib() {
   bytes = (await import('../../output.js')).formatBytes;
-  (await import('../../../instance/disks.js')).registerInstanceDiskSource(); // instances' disks count as users
   return import('../../../image/index.js');
 }
 
