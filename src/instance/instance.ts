@@ -29,6 +29,7 @@ import {
   type InstanceInfo,
   type InstanceStatus,
   type OpOptions,
+  type StartInstanceResult,
 } from './lifecycle.js';
 import { readRecord, type InstanceRecord } from './store.js';
 import type { PortForward } from '../driver/driver.js';
@@ -161,18 +162,26 @@ export interface LaunchOptions extends Omit<InstanceSpecInput, 'name'>, OpOption
   keepOnFailure?: boolean;
   /** Where relative paths (userData, sshKey) are resolved. */
   cwd?: string;
+  /** Called with what the start returned (accelerator, ssh endpoint, readiness timings): the CLI prints it. */
+  onStarted?: (r: StartInstanceResult) => void;
+}
+
+/** A fresh instance name, `vm-` and 6 hex digits: the one generator of the library and the CLI. */
+export function newInstanceName(): string {
+  return `vm-${randomBytes(3).toString('hex')}`;
 }
 
 /** Create and start an instance, wait until it is ready, and return its handle. */
 export async function launch(o: LaunchOptions): Promise<Instance> {
   const paths = await homePaths(o);
-  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, ...spec } = o;
-  const name = o.name ?? `vm-${randomBytes(3).toString('hex')}`;
+  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, onStarted, ...spec } = o;
+  const name = o.name ?? newInstanceName();
   const ev = { ...(onEvent ? { onEvent } : {}), ...(signal ? { signal } : {}) };
   await createInstance(paths, { ...spec, name }, { ...ev, ...(cwd ? { cwd } : {}) });
   const vm = new Instance(paths, name);
   try {
-    await startInstance(paths, name, { ...ev, wait: wait ?? true });
+    const started = await startInstance(paths, name, { ...ev, wait: wait ?? true });
+    onStarted?.(started);
   } catch (e) {
     if (!keepOnFailure) await deleteInstance(paths, name, { force: true }).catch(() => {});
     throw e;
