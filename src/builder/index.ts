@@ -1,6 +1,7 @@
 // The public API of src/builder: the image builder.
 export { buildImage, recipeHash, defaultElements, requestedElements, safeRemoveTree } from './builder.js';
 export type { BuildOptions, BuildResult, PackageEntry } from './builder.js';
+export { buildAndRegisterImage, type BuildAndRegisterOptions } from './register.js';
 export { DISTROS, resolveDistro, bootstrapArgv } from './distro.js';
 export type { DistroInfo, ReleaseInfo, ResolvedDistro } from './distro.js';
 export { PHASES, IN_CHROOT, listElements, resolveElements, loadElementSet, elementSearchPath, builtinElementsDir } from './elements.js';

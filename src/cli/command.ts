@@ -4,7 +4,8 @@
  * of the command being run, so start-up stays fast. A command with subcommands (image, disk,
  * seed, port, snapshot) lists them in `subcommands`.
  *
- * Commands parse, call the library and render. They do no work of their own.
+ * Commands parse, call the library and render. They do no work of their own. Their usage line
+ * is generated from their tables (`usageLine`), never written by hand.
  */
 import { UsageError } from '../core/errors.js';
 import { closest } from '../core/text.js';
@@ -23,6 +24,10 @@ export interface OptionSpec {
   placeholder?: string;
   /** Values offered by shell completion. */
   choices?: readonly string[];
+  /** The command cannot run without it (checked by the parser, shown without brackets in usage). */
+  required?: boolean;
+  /** Value of a boolean option that is not given; `true` shows it as --no-NAME in usage. */
+  default?: boolean;
 }
 
 export interface ArgSpec {
@@ -31,19 +36,29 @@ export interface ArgSpec {
   /** Takes all remaining positionals. */
   variadic?: boolean;
   description?: string;
+  /** Shown in usage instead of NAME (e.g. `[ADDR:]HOST:GUEST[/udp]`). */
+  placeholder?: string;
+}
+
+/** The words after a command's arguments that are passed on as they are (ssh, exec: the guest command). */
+export interface RestSpec {
+  /** Shown in usage, e.g. `CMD [ARGS...]`. */
+  placeholder: string;
+  required?: boolean;
 }
 
 export interface CommandDef {
   name: string;
   summary: string;
-  /** One line after `kumo `, e.g. `launch [IMAGE] [options]`. */
-  usage: string;
   description?: string;
   examples?: string[];
   options?: Record<string, OptionSpec>;
   args?: ArgSpec[];
-  /** Pass everything after `--` to the command as `rest` (ssh, exec). */
-  acceptsRest?: boolean;
+  /**
+   * Everything after the last argument goes to `rest` untouched, options included (a leading
+   * `--` is dropped): `kumo exec web uname -a`. The command's own options go before its arguments.
+   */
+  acceptsRest?: boolean | RestSpec;
   subcommands?: CommandDef[];
   /** Returns the exit code (default 0). */
   run?: (ctx: CommandContext, args: ParsedArgs) => Promise<number | void>;
@@ -79,10 +94,27 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   help: { type: 'boolean', short: 'h', description: 'show help for this command' },
 };
 
+/** A global option's name when `arg` is one (`--json`, `--home=DIR`, `-h`), and whether it takes the next word as its value. */
+export function globalOption(arg: string): { name: string; spec: OptionSpec; inline?: string } | undefined {
+  if (arg.startsWith('--')) {
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    const spec = GLOBAL_OPTIONS[name];
+    if (!spec) return undefined;
+    return eq >= 0 ? { name, spec, inline: arg.slice(eq + 1) } : { name, spec };
+  }
+  if (/^-[^-]$/.test(arg)) {
+    const found = Object.entries(GLOBAL_OPTIONS).find(([, s]) => s.short === arg[1]);
+    if (found) return { name: found[0], spec: found[1] };
+  }
+  return undefined;
+}
+
 /**
  * Parse argv for one command. Accepts `--opt value`, `--opt=value`, `-x value`, `--no-FLAG`
  * for booleans, and `--` (everything after it goes to `rest`, or is an error when the command
- * takes none). Global options are accepted anywhere.
+ * takes none). Global options are accepted anywhere. For a command that `acceptsRest`, every
+ * word after its last argument goes to `rest` as it is.
  */
 export function parseArgs(def: CommandDef, argv: readonly string[], commandPath: string): ParsedArgs {
   const specs: Record<string, OptionSpec> = { ...GLOBAL_OPTIONS, ...(def.options ?? {}) };
@@ -92,6 +124,9 @@ export function parseArgs(def: CommandDef, argv: readonly string[], commandPath:
   const pos: string[] = [];
   let rest: string[] = [];
   const helpRef = `see 'kumo help ${commandPath}'`;
+  const argSpecs = def.args ?? [];
+  // With a rest, the command's arguments end after this many positionals (a variadic one never ends).
+  const restAfter = def.acceptsRest && !argSpecs.some((s) => s.variadic) ? argSpecs.length : undefined;
 
   const set = (name: string, spec: OptionSpec, value: string | boolean) => {
     if (spec.multiple) {
@@ -105,6 +140,10 @@ export function parseArgs(def: CommandDef, argv: readonly string[], commandPath:
 
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    if (restAfter !== undefined && pos.length === restAfter && restAfter > 0) {
+      rest = argv.slice(a === '--' ? i + 1 : i);
+      break;
+    }
     if (a === '--') {
       rest = argv.slice(i + 1);
       if (!def.acceptsRest && rest.length) pos.push(...rest), (rest = []);
@@ -169,23 +208,66 @@ export function parseArgs(def: CommandDef, argv: readonly string[], commandPath:
     pos.push(a);
   }
 
+  const usageHint = `usage: kumo ${usageLine(def, commandPath)}`;
   const positionals: ParsedArgs['positionals'] = {};
-  const argSpecs = def.args ?? [];
   let k = 0;
   for (const s of argSpecs) {
     if (s.variadic) {
       positionals[s.name] = pos.slice(k);
-      if (s.required && pos.length <= k) throw new UsageError(`'kumo ${commandPath}' needs ${s.name.toUpperCase()}`, { hint: helpRef });
+      if (s.required && pos.length <= k && !options.help) throw new UsageError(`'kumo ${commandPath}' needs ${s.name.toUpperCase()}`, { hint: helpRef });
       k = pos.length;
       break;
     }
     if (k < pos.length) positionals[s.name] = pos[k++];
-    else if (s.required && !options.help) throw new UsageError(`'kumo ${commandPath}' needs ${s.name.toUpperCase()}`, { hint: `usage: kumo ${def.usage}` });
+    else if (s.required && !options.help) throw new UsageError(`'kumo ${commandPath}' needs ${s.name.toUpperCase()}`, { hint: usageHint });
   }
   if (k < pos.length && !options.help) {
-    throw new UsageError(`unexpected argument '${pos[k]}' for 'kumo ${commandPath}'`, { hint: `usage: kumo ${def.usage}` });
+    throw new UsageError(`unexpected argument '${pos[k]}' for 'kumo ${commandPath}'`, { hint: usageHint });
+  }
+  for (const [name, spec] of Object.entries(def.options ?? {})) {
+    if (options[name] !== undefined) continue;
+    if (spec.required && !options.help) throw new UsageError(`'kumo ${commandPath}' needs --${name} ${valueWord(spec)}`, { hint: usageHint });
+    if (spec.type === 'boolean' && spec.default !== undefined) options[name] = spec.default;
   }
   return { options, positionals, rest };
+}
+
+// ---------------------------------------------------------------------------------------------
+// usage lines, generated from the tables
+
+function valueWord(o: OptionSpec): string {
+  return o.choices ? o.choices.join('|') : (o.placeholder ?? 'VALUE');
+}
+
+/** One option as usage shows it: `--name NAME`, `[--cpus N]`, `[--port HOST:GUEST]...`, `[--no-wait]`. */
+export function optionUsage(name: string, o: OptionSpec): string {
+  const word = o.type === 'boolean' ? (o.default === true ? `--no-${name}` : `--${name}`) : `--${name} ${valueWord(o)}`;
+  if (o.required) return o.multiple ? `${word}...` : word;
+  return o.multiple ? `[${word}]...` : `[${word}]`;
+}
+
+function argUsage(a: ArgSpec): string {
+  const w = (a.placeholder ?? a.name.toUpperCase()) + (a.variadic ? '...' : '');
+  return a.required ? w : `[${w}]`;
+}
+
+/** The words of a command's usage after `kumo`: its path, arguments and options, from its tables. */
+export function usageWords(def: CommandDef, path: string): string[] {
+  const words = [path];
+  if (def.subcommands?.length) return [...words, 'COMMAND', '[ARGS...]'];
+  const args = (def.args ?? []).map(argUsage);
+  const opts = Object.entries(def.options ?? {}).map(([n, o]) => optionUsage(n, o));
+  if (def.acceptsRest) {
+    const r: RestSpec = def.acceptsRest === true ? { placeholder: 'ARGS...' } : def.acceptsRest;
+    // options must come before the arguments: what follows them is the rest
+    return [...words, ...opts, ...args, r.required ? `[--] ${r.placeholder}` : `[[--] ${r.placeholder}]`];
+  }
+  return [...words, ...args, ...opts];
+}
+
+/** `launch [IMAGE] [--name NAME] ...`: the usage line after `kumo `. */
+export function usageLine(def: CommandDef, path: string): string {
+  return usageWords(def, path).join(' ');
 }
 
 /** Typed accessors, so commands read options without casts. */

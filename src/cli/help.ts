@@ -1,7 +1,7 @@
 /**
  * Help text, generated from the command definitions.
  */
-import { GLOBAL_OPTIONS, type CommandDef, type OptionSpec } from './command.js';
+import { GLOBAL_OPTIONS, optionUsage, usageWords, type CommandDef, type OptionSpec } from './command.js';
 import type { Output } from './output.js';
 
 /** Order of the main help; commands not listed here follow alphabetically. */
@@ -19,7 +19,7 @@ export function renderMainHelp(defs: CommandDef[], out: Output): string {
   const lines: string[] = [
     'kumo: a personal cloud on one machine. Cached images, copy-on-write VMs with cloud-init.',
     '',
-    `${out.paint('bold', 'Usage:')} kumo [--home DIR] [--json] [--debug] COMMAND [ARGS...]`,
+    `${out.paint('bold', 'Usage:')} ${wrapWords(['kumo', ...Object.entries(GLOBAL_OPTIONS).map(([n, o]) => optionUsage(n, o)), 'COMMAND', '[ARGS...]'], 12)}`,
   ];
   for (const [title, names] of GROUPS) {
     const present = names.filter((n) => byName.has(n));
@@ -49,7 +49,7 @@ export function renderMainHelp(defs: CommandDef[], out: Output): string {
 }
 
 export function renderCommandHelp(def: CommandDef, path: string, out: Output): string {
-  const lines: string[] = [`${out.paint('bold', 'Usage:')} kumo ${def.usage}`, '', def.summary];
+  const lines: string[] = [`${out.paint('bold', 'Usage:')} ${wrapWords(['kumo', ...usageWords(def, path)], 7 + `kumo ${path} `.length)}`, '', def.summary];
   if (def.description) lines.push('', def.description.trim());
   if (def.subcommands?.length) {
     const w = Math.max(...def.subcommands.map((s) => s.name.length)) + 2;
@@ -68,6 +68,21 @@ export function renderCommandHelp(def: CommandDef, path: string, out: Output): s
     for (const e of def.examples) lines.push(`  ${e}`);
   }
   return lines.join('\n');
+}
+
+/** Words joined by spaces, wrapped before `width` columns; continuation lines are indented under the first. */
+function wrapWords(words: readonly string[], indent: number, width = 100): string {
+  const lines: string[] = [];
+  let cur = '';
+  for (const w of words) {
+    const start = lines.length ? indent : 7; // 'Usage: '
+    if (cur && start + cur.length + 1 + w.length > width) {
+      lines.push(cur);
+      cur = w;
+    } else cur = cur ? `${cur} ${w}` : w;
+  }
+  if (cur) lines.push(cur);
+  return lines.join(`\n${' '.repeat(indent)}`);
 }
 
 function renderOptions(opts: Record<string, OptionSpec>): string[] {

@@ -142,6 +142,11 @@ export function formatBytes(n: number): string {
   return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
+/** Where a VM's sshd answers, as the driver reported it (`ssh on 192.168.122.5:22`). */
+export function sshWhere(ep: { host: string; port: number } | undefined): string {
+  return ep ? `ssh on ${ep.host}:${ep.port}` : 'its ssh address is not known yet';
+}
+
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;

@@ -1,58 +1,98 @@
 /**
- * Dispatch: find the command, parse its arguments, build the context, run, map errors.
+ * Dispatch: find the command (descending through subcommand words), parse its arguments, build
+ * the context, run, map errors.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { closest, GLOBAL_OPTIONS, parseArgs, type CommandContext, type CommandDef, type GlobalFlags } from './command.js';
+import { closest, globalOption, GLOBAL_OPTIONS, parseArgs, type CommandContext, type CommandDef, type GlobalFlags } from './command.js';
 import { Output, colorWanted } from './output.js';
 import { errorJson, exitCodeFor, formatError } from './exit.js';
 import { UsageError, InterruptedError } from '../core/errors.js';
 import { setDebugSink } from '../core/log.js';
-import { ensureHome, type KumoPaths } from '../config/paths.js';
-import { COMMANDS_DIR, commandNames, version } from './main.js';
+import type { KumoPaths } from '../config/paths.js';
+import { commandNames, loadCommand, loadAllCommands, version } from './registry.js';
 import { renderCommandHelp, renderMainHelp } from './help.js';
 
-export async function loadCommand(name: string): Promise<CommandDef | undefined> {
-  if (!/^[a-z][a-z0-9-]*$/.test(name)) return undefined;
-  const file = join(COMMANDS_DIR, `${name}.js`);
-  if (!existsSync(file)) return undefined;
-  const mod = (await import(pathToFileURL(file).href)) as { default: CommandDef };
-  return mod.default;
+const isHelp = (a: string) => a === '--help' || a === '-h';
+
+interface Dispatch {
+  globals: GlobalFlags;
+  help: boolean;
+  version: boolean;
+  /** The command reached (a leaf, or a command with subcommands when no subcommand word was given). */
+  def?: CommandDef;
+  path: string;
+  /** The arguments of the leaf command. */
+  rest: string[];
 }
 
-export async function loadAllCommands(): Promise<CommandDef[]> {
-  const defs: CommandDef[] = [];
-  for (const n of commandNames()) {
-    const d = await loadCommand(n);
-    if (d) defs.push(d);
-  }
-  return defs;
-}
-
-/** Pull global flags out of argv wherever they stand before the command word. */
-function splitGlobals(argv: string[]): { globals: GlobalFlags; help: boolean; version: boolean; command?: string; rest: string[] } {
-  const g: GlobalFlags = { json: false, debug: false, color: true };
-  let help = false;
-  let ver = false;
+/**
+ * Walk the command words: global options are taken wherever they stand before or between the
+ * words (`kumo image --home /x list`); options of the leaf command given before its word are
+ * passed on to it; the first word after the leaf command's word starts its arguments.
+ */
+async function dispatch(argv: readonly string[]): Promise<Dispatch> {
+  const d: Dispatch = { globals: { json: false, debug: false, color: true }, help: false, version: false, path: '', rest: [] };
+  const carried: string[] = [];
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--json') g.json = true;
-    else if (a === '--debug') g.debug = true;
-    else if (a === '--no-color') g.color = false;
-    else if (a === '--help' || a === '-h') help = true;
-    else if (a === '--version' || a === '-V') ver = true;
-    else if (a === '--home') {
-      if (i + 1 >= argv.length) throw new UsageError('option --home needs a value (DIR)');
-      g.home = argv[++i];
-    } else if (a.startsWith('--home=')) g.home = a.slice(7);
-    else if (a.startsWith('-')) {
-      const sugg = closest(a.replace(/^-+/, ''), [...Object.keys(GLOBAL_OPTIONS), 'version']);
-      throw new UsageError(`unknown option ${a}${sugg.length ? ` (did you mean --${sugg[0]}?)` : ''}`, { hint: "see 'kumo --help'" });
-    } else break;
+    const g = globalOption(a);
+    if (g) {
+      if (g.spec.type === 'string') {
+        let v = g.inline;
+        if (v === undefined) {
+          if (i + 1 >= argv.length) throw new UsageError(`option --${g.name} needs a value${g.spec.placeholder ? ` (${g.spec.placeholder})` : ''}`);
+          v = argv[++i]!;
+        }
+        if (g.name === 'home') d.globals.home = v;
+        continue;
+      }
+      const on = g.inline === undefined || ['true', '1', 'yes'].includes(g.inline);
+      if (g.name === 'json') d.globals.json = on;
+      else if (g.name === 'debug') d.globals.debug = on;
+      else if (g.name === 'no-color') d.globals.color = !on;
+      else if (g.name === 'help') d.help = on;
+      continue;
+    }
+    if (!d.def && (a === '--version' || a === '-V')) {
+      d.version = true;
+      continue;
+    }
+    if (a.startsWith('-') && a.length > 1) {
+      if (!d.def) {
+        const sugg = closest(a.replace(/^-+/, ''), [...Object.keys(GLOBAL_OPTIONS), 'version']);
+        throw new UsageError(`unknown option ${a}${sugg.length ? ` (did you mean --${sugg[0]}?)` : ''}`, { hint: "see 'kumo --help'" });
+      }
+      carried.push(a); // an option of the subcommand, given before its word
+      continue;
+    }
+    if (!d.def) {
+      const found = await loadCommand(a);
+      if (!found) {
+        const sugg = closest(a, commandNames());
+        throw new UsageError(`unknown command '${a}'${sugg.length ? ` (did you mean '${sugg[0]}'?)` : ''}`, { hint: "see 'kumo --help' for the list of commands" });
+      }
+      d.def = found;
+      d.path = found.name;
+    } else {
+      const sub: CommandDef | undefined = d.def.subcommands!.find((s) => s.name === a);
+      if (!sub) {
+        if (d.help || argv.slice(i + 1).some(isHelp)) {
+          d.help = true;
+          break;
+        }
+        const sugg = closest(a, d.def.subcommands!.map((s) => s.name));
+        throw new UsageError(`unknown command 'kumo ${d.path} ${a}'${sugg.length ? ` (did you mean '${sugg[0]}'?)` : ''}`, { hint: `see 'kumo help ${d.path}'` });
+      }
+      d.def = sub;
+      d.path = `${d.path} ${sub.name}`;
+    }
+    if (!d.def.subcommands?.length) {
+      i++;
+      break;
+    }
   }
-  return { globals: g, help, version: ver, command: argv[i], rest: argv.slice(i + 1) };
+  d.rest = [...carried, ...argv.slice(i)];
+  return d;
 }
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -66,43 +106,26 @@ export async function runCli(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const split = splitGlobals(argv);
-    globals = split.globals;
+    const d = await dispatch(argv);
+    globals = d.globals;
     if (globals.debug) setDebugSink((l) => process.stderr.write(`debug: ${l}\n`));
-    if (split.version) {
+    if (d.version) {
       out.line(`kumo ${version()}`);
       return 0;
     }
-    if (!split.command) {
+    if (!d.def) {
       out.line(renderMainHelp(await loadAllCommands(), out));
-      return split.help ? 0 : 2;
+      return d.help ? 0 : 2;
     }
-    const found = await loadCommand(split.command);
-    if (!found) {
-      const sugg = closest(split.command, commandNames());
-      throw new UsageError(`unknown command '${split.command}'${sugg.length ? ` (did you mean '${sugg[0]}'?)` : ''}`, { hint: "see 'kumo --help' for the list of commands" });
+    const def = d.def;
+    const path = d.path;
+    if (def.subcommands?.length) {
+      // `kumo image` (no subcommand word): its help; an error unless help was asked for
+      out.line(renderCommandHelp(def, path, out));
+      return d.help || d.rest.some(isHelp) ? 0 : 2;
     }
-    let def: CommandDef = found;
-    let path = def.name;
-    let rest = split.rest;
-    // Descend into subcommands: `kumo image pull ...`
-    while (def.subcommands?.length) {
-      const word = rest.find((a) => !a.startsWith('-'));
-      const sub: CommandDef | undefined = word ? def.subcommands.find((s) => s.name === word) : undefined;
-      if (!sub) {
-        if (split.help || rest.includes('--help') || rest.includes('-h') || !word) {
-          out.line(renderCommandHelp(def, path, out));
-          return split.help || rest.includes('--help') || rest.includes('-h') ? 0 : 2;
-        }
-        const sugg = closest(word, def.subcommands.map((s) => s.name));
-        throw new UsageError(`unknown command 'kumo ${path} ${word}'${sugg.length ? ` (did you mean '${sugg[0]}'?)` : ''}`, { hint: `see 'kumo help ${path}'` });
-      }
-      rest = rest.filter((a, i) => i !== rest.indexOf(word!));
-      def = sub;
-      path = `${path} ${sub.name}`;
-    }
-    const parsed = parseArgs(def, rest, path);
-    if (split.help || parsed.options.help) {
+    const parsed = parseArgs(def, d.rest, path);
+    if (d.help || parsed.options.help) {
       out.line(renderCommandHelp(def, path, out));
       return 0;
     }
@@ -121,7 +144,7 @@ export async function runCli(argv: string[]): Promise<number> {
       globals,
       out,
       signal: ac.signal,
-      paths: () => (pathsPromise ??= ensureHome({ home: globals.home })),
+      paths: () => (pathsPromise ??= import('../config/paths.js').then((p) => p.ensureHome({ home: globals.home }))),
     };
     if (!def.run) throw new UsageError(`'kumo ${path}' needs a subcommand`, { hint: `see 'kumo help ${path}'` });
     (await import('../builtins.js')).registerBuiltins();

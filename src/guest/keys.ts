@@ -75,6 +75,31 @@ export async function userKey(privateKeyPath: string): Promise<KeyPair> {
   return { privateKeyPath, publicKey: pub };
 }
 
+/**
+ * The public keys to authorise, read from a key file: an OpenSSH public key file (one key a
+ * line, `#` comments skipped), or a private key, whose public half FILE.pub is read instead.
+ */
+export async function readPublicKeys(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw fsError(e, file, 'read the ssh key file');
+  }
+  let source = file;
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    source = `${file}.pub`;
+    try {
+      text = await readFile(source, 'utf8');
+    } catch (e) {
+      throw fsError(e, source, 'read the public half of the ssh key');
+    }
+  }
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  if (!lines.length) throw new InvalidInputError('BAD_SSH_KEY', `${source} holds no public key`, { hint: 'give an OpenSSH .pub file' });
+  return lines;
+}
+
 /** Generate an ssh host key pair in memory (through a private temp folder). */
 export async function generateHostKey(tmpRoot: string, type: HostKey['type'] = 'ed25519', comment = 'kumo'): Promise<HostKey> {
   await ensurePrivateDir(tmpRoot);

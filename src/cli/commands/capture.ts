@@ -1,11 +1,9 @@
 /** `kumo capture NAME --image NEW`: seal a copy of a stopped instance and store it as a new image. */
 import { argString, optBool, optInt, optString, type CommandDef } from '../command.js';
-import { UsageError } from '../../core/errors.js';
 
 const capture: CommandDef = {
   name: 'capture',
   summary: 'turn a prepared VM into a golden image (sealed, standalone, compressed)',
-  usage: 'capture NAME --image NEW [--stop] [--no-seal] [--timeout SEC]',
   description:
     'Boots a throw-away copy of the stopped instance, removes what makes it unique (machine-id, ssh host keys, cloud-init state, logs, ' +
     'shell histories, DHCP leases, tmp files, persistent net rules, package caches), powers it off and stores the result as a ' +
@@ -13,15 +11,14 @@ const capture: CommandDef = {
     'Instances launched from the new image get fresh identities. See docs/golden-images.md.',
   args: [{ name: 'name', required: true, description: 'the instance to capture' }],
   options: {
-    image: { type: 'string', short: 'i', description: 'name of the new image (required)', placeholder: 'NEW' },
+    image: { type: 'string', short: 'i', required: true, description: 'name of the new image', placeholder: 'NEW' },
     stop: { type: 'boolean', description: 'stop the instance first if it runs (instead of refusing)' },
     seal: { type: 'boolean', description: 'seal the copy (default; --no-seal stores the disk as it is, without booting it)' },
     timeout: { type: 'string', description: 'seconds to wait for the sealing copy to boot (default: the instance\'s)', placeholder: 'SEC' },
   },
   examples: ['kumo capture web --image web-golden', 'kumo capture --stop web --image web-golden', 'kumo launch web-golden --name web-2'],
   async run(ctx, args) {
-    const image = optString(args, 'image');
-    if (!image) throw new UsageError("'kumo capture' needs --image NEW (the name of the new image)", { hint: 'e.g. kumo capture web --image web-golden' });
+    const image = optString(args, 'image')!;
     const timeoutSec = optInt(args, 'timeout', 1, 86400);
     const { captureInstance } = await import('../../golden/index.js');
     const { formatBytes, formatDuration } = await import('../output.js');

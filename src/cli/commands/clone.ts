@@ -4,13 +4,12 @@ import { argString, optBool, type CommandDef } from '../command.js';
 const clone: CommandDef = {
   name: 'clone',
   summary: "copy a stopped VM into a new one with its own identity",
-  usage: 'clone SRC NEW [--stop]',
   description:
     "NEW starts from SRC's disk as it is now (a copy of SRC's overlay on the same base), with a new cloud-init instance-id, seed, " +
     'ssh host keys, MAC address and ssh port. Port forwards and user-data of SRC are not copied. SRC must be stopped (or use --stop). ' +
     "For many clean copies, 'kumo capture' SRC into an image instead.",
   args: [
-    { name: 'src', required: true, description: 'the instance to copy' },
+    { name: 'src', required: true, placeholder: 'SRC', description: 'the instance to copy' },
     { name: 'new', required: true, description: 'name of the new instance' },
   ],
   options: { stop: { type: 'boolean', description: 'stop SRC first if it runs (instead of refusing)' } },

@@ -4,8 +4,7 @@ import { UsageError } from '../../core/errors.js';
 const completion: CommandDef = {
   name: 'completion',
   summary: 'print a shell completion script (bash, zsh or fish)',
-  usage: 'completion bash|zsh|fish',
-  args: [{ name: 'shell', required: true, description: 'bash, zsh or fish' }],
+  args: [{ name: 'shell', required: true, placeholder: 'bash|zsh|fish', description: 'bash, zsh or fish' }],
   description: 'Completes commands, subcommands, options and instance names.',
   examples: [
     'source <(kumo completion bash)            # bash, this shell',
@@ -16,7 +15,7 @@ const completion: CommandDef = {
   async run(ctx, args) {
     const shell = args.positionals.shell as string;
     const { completionScript } = await import('../completion.js');
-    const { loadAllCommands } = await import('../run.js');
+    const { loadAllCommands } = await import('../registry.js');
     if (!['bash', 'zsh', 'fish'].includes(shell)) throw new UsageError(`unknown shell '${shell}'`, { hint: 'use bash, zsh or fish' });
     ctx.out.stdout.write(completionScript(shell as 'bash' | 'zsh' | 'fish', await loadAllCommands()));
   },

@@ -4,11 +4,10 @@ import { argList, optBool, type CommandDef } from '../command.js';
 const consolidate: CommandDef = {
   name: 'consolidate',
   summary: "cut a VM loose from its base image (its disk becomes standalone)",
-  usage: 'consolidate NAME... [--stop]',
   description:
     "Copies the base image's data into the instance's disk (to a temp file, renamed over the disk at the end), so that the base can be " +
     "removed ('kumo image prune'). The instance keeps its data and identity. It must be stopped (or use --stop), and have no snapshots.",
-  args: [{ name: 'names', required: true, variadic: true, description: 'instance names' }],
+  args: [{ name: 'names', required: true, variadic: true, description: 'instance names', placeholder: 'NAME' }],
   options: { stop: { type: 'boolean', description: 'stop the instance first if it runs (instead of refusing)' } },
   examples: ['kumo consolidate web', 'kumo consolidate --stop web && kumo image prune --all'],
   async run(ctx, args) {

@@ -5,7 +5,6 @@ import { UsageError } from '../../core/errors.js';
 const cp: CommandDef = {
   name: 'cp',
   summary: 'copy files or folders between the host and a VM (NAME:PATH)',
-  usage: 'cp SRC DST',
   description: 'Exactly one of SRC and DST is NAME:PATH (a path in instance NAME). Folders are copied recursively. A host path containing a colon can be written ./a:b.',
   args: [
     { name: 'src', required: true, description: 'host path or NAME:PATH' },

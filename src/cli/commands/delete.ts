@@ -4,9 +4,8 @@ import { argList, optBool, type CommandDef } from '../command.js';
 const del: CommandDef = {
   name: 'delete',
   summary: 'delete VMs: disk overlay, seed, keys, logs (never the base image)',
-  usage: 'delete NAME... [--force]',
   description: 'A running VM is refused unless --force is given (then it is killed first). Half-created instances left by an interrupted kumo are removed too.',
-  args: [{ name: 'names', required: true, variadic: true, description: 'instance names' }],
+  args: [{ name: 'names', required: true, variadic: true, description: 'instance names', placeholder: 'NAME' }],
   options: { force: { type: 'boolean', short: 'f', description: 'stop running VMs first (forced)' } },
   examples: ['kumo delete web', 'kumo delete --force web db'],
   async run(ctx, args) {

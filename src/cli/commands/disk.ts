@@ -8,7 +8,6 @@ import { argString } from '../command.js';
 const info: CommandDef = {
   name: 'info',
   summary: 'show the format, sizes and backing chain of a disk image',
-  usage: 'disk info FILE [--json]',
   args: [{ name: 'file', required: true, description: 'the image' }],
   examples: ['kumo disk info overlay.qcow2', 'kumo disk info --json overlay.qcow2'],
   async run(ctx, args) {
@@ -39,7 +38,6 @@ const info: CommandDef = {
 const disk: CommandDef = {
   name: 'disk',
   summary: 'inspect disk images',
-  usage: 'disk COMMAND [ARGS...]',
   subcommands: [info],
   examples: ['kumo disk info overlay.qcow2'],
 };

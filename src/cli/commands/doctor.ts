@@ -3,7 +3,6 @@ import type { CommandDef } from '../command.js';
 const doctor: CommandDef = {
   name: 'doctor',
   summary: 'check what kumo needs on this host (QEMU, KVM, tools, disk space)',
-  usage: 'doctor [--json]',
   description: 'Runs every check and prints what was found, with a fix for anything missing. KVM is tested with a real probe guest, not just the presence of /dev/kvm. Exits 0 when the QEMU driver can run, 6 otherwise.',
   examples: ['kumo doctor', 'kumo doctor --json | jq .checks'],
   async run(ctx) {

@@ -1,17 +1,18 @@
-/** `kumo exec NAME -- CMD...`: run a command in the guest; its stdout, stderr and exit code are passed through. */
+/** `kumo exec NAME CMD...` (or `NAME -- CMD...`): run a command in the guest; its stdout, stderr and exit code are passed through. */
 import { argString, type CommandDef } from '../command.js';
+import { INSTANCE_ARG } from '../flags.js';
 import { UsageError } from '../../core/errors.js';
 
 const exec: CommandDef = {
   name: 'exec',
   summary: 'run a command in a VM (stdin, stdout, stderr and the exit code pass through)',
-  usage: 'exec NAME -- CMD [ARGS...]',
-  description: 'Each word after -- is passed to the guest as one argument (quoted for its shell). To use shell syntax, run a shell: kumo exec web -- sh -c "ls | wc -l".',
-  args: [{ name: 'name', required: true, description: 'instance name' }],
-  acceptsRest: true,
-  examples: ['kumo exec web -- uname -a', 'kumo exec web -- sh -c "cat /etc/os-release | head -1"'],
+  description:
+    'Everything after NAME is the command, options included (a `--` before it is accepted and dropped). Each word is passed to the guest as one argument (quoted for its shell). To use shell syntax, run a shell: kumo exec web -- sh -c "ls | wc -l".',
+  args: [INSTANCE_ARG],
+  acceptsRest: { placeholder: 'CMD [ARGS...]', required: true },
+  examples: ['kumo exec web uname -a', 'kumo exec web -- uname -a', 'kumo exec web -- sh -c "cat /etc/os-release | head -1"'],
   async run(ctx, args) {
-    if (!args.rest.length) throw new UsageError("'kumo exec' needs a command after --", { hint: 'e.g. kumo exec web -- uname -a' });
+    if (!args.rest.length) throw new UsageError("'kumo exec' needs a command after the instance name", { hint: 'e.g. kumo exec web uname -a' });
     const { requireRunning } = await import('../../instance/index.js');
     const guest = await import('../../guest/index.js');
     const paths = await ctx.paths();

@@ -4,11 +4,10 @@ import { UsageError } from '../../core/errors.js';
 const help: CommandDef = {
   name: 'help',
   summary: 'show help for kumo or for one command',
-  usage: 'help [COMMAND [SUBCOMMAND]]',
   args: [{ name: 'command', variadic: true, description: 'the command to explain' }],
   examples: ['kumo help launch', 'kumo help image pull'],
   async run(ctx, args) {
-    const { loadCommand, loadAllCommands } = await import('../run.js');
+    const { loadCommand, loadAllCommands } = await import('../registry.js');
     const { renderCommandHelp, renderMainHelp } = await import('../help.js');
     const words = (args.positionals.command as string[] | undefined) ?? [];
     if (!words.length) {

@@ -9,7 +9,6 @@ import { storeCommands } from './image/store.js';
 const image: CommandDef = {
   name: 'image',
   summary: 'pull, build, list and clean up base images',
-  usage: 'image COMMAND [ARGS...]',
   subcommands: [...storeCommands, ...buildCommands],
   examples: ['kumo image pull debian-12', 'kumo image build --name my-debian', 'kumo image list', 'kumo image prune'],
 };

@@ -1,11 +1,11 @@
 /** `kumo info NAME`: the record and the real status of one instance. */
 import { argString, type CommandDef } from '../command.js';
+import { INSTANCE_ARG } from '../flags.js';
 
 const info: CommandDef = {
   name: 'info',
   summary: 'show one VM: status, image, resources, ports, files',
-  usage: 'info NAME [--json]',
-  args: [{ name: 'name', required: true, description: 'instance name' }],
+  args: [INSTANCE_ARG],
   async run(ctx, args) {
     const lib = await import('../../instance/index.js');
     const { formatBytes } = await import('../output.js');

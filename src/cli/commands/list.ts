@@ -8,7 +8,6 @@ import type { CommandDef } from '../command.js';
 const list: CommandDef = {
   name: 'list',
   summary: 'list VMs and what state they are really in (and libvirt domains out of step with them)',
-  usage: 'list [--json]',
   description:
     "STATUS comes from the host each time. An instance whose machine is gone (its libvirt domain undefined behind kumo's back) is marked 'de-sync', with what sets it straight; a machine of this kumo home whose instance folder is gone is listed with status 'orphan' (remove it with 'kumo repair NAME').",
   examples: ['kumo list', 'kumo list --json'],

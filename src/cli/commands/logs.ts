@@ -1,11 +1,11 @@
 /** `kumo logs NAME [--follow]`: the VM's serial console. */
 import { argString, optBool, optInt, type CommandDef } from '../command.js';
+import { INSTANCE_ARG } from '../flags.js';
 
 const logs: CommandDef = {
   name: 'logs',
   summary: "show a VM's serial console output (kernel, systemd, cloud-init)",
-  usage: 'logs NAME [--follow] [--tail BYTES]',
-  args: [{ name: 'name', required: true, description: 'instance name' }],
+  args: [INSTANCE_ARG],
   options: {
     follow: { type: 'boolean', short: 'f', description: 'keep printing what the console writes (Ctrl-C to stop)' },
     tail: { type: 'string', description: 'start with only the last BYTES of the log', placeholder: 'BYTES' },

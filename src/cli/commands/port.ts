@@ -1,13 +1,13 @@
 /** `kumo port add|rm|list NAME ...`: port forwards, changed live on a running VM and kept in instance.json. */
 import { argString, type CommandDef } from '../command.js';
+import { INSTANCE_ARG } from '../flags.js';
 
 const add: CommandDef = {
   name: 'add',
   summary: 'forward a host port to the VM (at once if it runs; kept for later starts)',
-  usage: 'port add NAME [ADDR:]HOST:GUEST[/udp]',
   args: [
-    { name: 'name', required: true, description: 'instance name' },
-    { name: 'forward', required: true, description: 'HOST:GUEST, e.g. 8080:80' },
+    INSTANCE_ARG,
+    { name: 'forward', required: true, placeholder: '[ADDR:]HOST:GUEST[/udp]', description: 'HOST:GUEST, e.g. 8080:80' },
   ],
   examples: ['kumo port add web 8080:80', 'kumo port add web 0.0.0.0:8443:443'],
   async run(ctx, args) {
@@ -22,10 +22,9 @@ const add: CommandDef = {
 const rm: CommandDef = {
   name: 'rm',
   summary: 'remove a port forward',
-  usage: 'port rm NAME HOST[/udp]',
   args: [
-    { name: 'name', required: true, description: 'instance name' },
-    { name: 'forward', required: true, description: 'the host port (or HOST:GUEST)' },
+    INSTANCE_ARG,
+    { name: 'forward', required: true, placeholder: 'HOST[/udp]', description: 'the host port (or HOST:GUEST)' },
   ],
   examples: ['kumo port rm web 8080'],
   async run(ctx, args) {
@@ -40,8 +39,7 @@ const rm: CommandDef = {
 const list: CommandDef = {
   name: 'list',
   summary: "list a VM's port forwards (ssh included)",
-  usage: 'port list NAME',
-  args: [{ name: 'name', required: true, description: 'instance name' }],
+  args: [INSTANCE_ARG],
   async run(ctx, args) {
     const lib = await import('../../instance/index.js');
     const paths = await ctx.paths();
@@ -61,7 +59,6 @@ const list: CommandDef = {
 const port: CommandDef = {
   name: 'port',
   summary: 'add, remove and list port forwards of a VM',
-  usage: 'port add|rm|list NAME ...',
   subcommands: [add, rm, list],
   examples: ['kumo port add web 8080:80', 'kumo port list web', 'kumo port rm web 8080'],
 };

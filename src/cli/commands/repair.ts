@@ -8,7 +8,6 @@ import { argString, optBool, optString, type CommandDef } from '../command.js';
 const repair: CommandDef = {
   name: 'repair',
   summary: 'remove VMs whose instance folder is gone (orphan libvirt domains) and report instances whose VM is gone',
-  usage: 'repair [NAME] [--driver NAME [--connect URI]] [--force]',
   description:
     "An orphan is a machine this kumo home made (a libvirt domain carrying kumo's metadata for this home) whose instance folder was removed behind kumo's back: repair undefines it and removes the volumes kumo made for it, never a base image and never a domain kumo did not make. A running orphan is destroyed only with --force. An instance whose machine is gone needs no removal: its next 'kumo start' makes the machine again, or 'kumo delete' removes it. kumo looks where its instances are and where this home has made machines before; --connect names another libvirt URI to look at.",
   args: [{ name: 'name', description: 'only this instance name' }],

@@ -8,13 +8,12 @@ import { optList, optString } from '../command.js';
 const create: CommandDef = {
   name: 'create',
   summary: 'write a cloud-init seed ISO (NoCloud or ConfigDrive)',
-  usage: 'seed create --output FILE [--format nocloud|configdrive] [--user-data F] [--meta-data F] [--network-config F] [--vendor-data F] [--hostname H] [--ssh-key F]',
   description:
     "kumo's own cloud-config (an account with passwordless sudo and the given ssh keys, the host name) is merged with --user-data: " +
     'a #cloud-config is merged into one document (your lists are appended to kumo\'s, your other keys win); a script, #include or MIME ' +
     'multipart becomes part of a MIME multipart. See docs/seeds.md.',
   options: {
-    output: { type: 'string', short: 'o', description: 'the ISO file to write (replaced atomically)', placeholder: 'FILE' },
+    output: { type: 'string', short: 'o', required: true, description: 'the ISO file to write (replaced atomically)', placeholder: 'FILE' },
     format: { type: 'string', description: 'seed layout (default nocloud)', placeholder: 'FORMAT', choices: ['nocloud', 'configdrive'] },
     'user-data': { type: 'string', description: 'your user-data: #cloud-config, a script, #include or MIME multipart', placeholder: 'FILE' },
     'meta-data': { type: 'string', description: 'extra meta-data keys (a YAML or JSON mapping)', placeholder: 'FILE' },
@@ -31,13 +30,12 @@ const create: CommandDef = {
     'kumo seed create -o config.iso --format configdrive --user-data setup.sh',
   ],
   async run(ctx, args) {
-    const { UsageError, InvalidInputError, fsError } = await import('../../core/errors.js');
+    const { fsError } = await import('../../core/errors.js');
     const { readFile } = await import('node:fs/promises');
     const { randomUUID } = await import('node:crypto');
     const { resolve } = await import('node:path');
     const seed = await import('../../seed/index.js');
-    const output = optString(args, 'output');
-    if (!output) throw new UsageError("'kumo seed create' needs --output FILE", { hint: 'e.g. kumo seed create --output seed.iso' });
+    const output = optString(args, 'output')!;
     const read = async (opt: string): Promise<string | undefined> => {
       const f = optString(args, opt);
       if (f === undefined) return undefined;
@@ -53,27 +51,9 @@ const create: CommandDef = {
     const vendorData = await read('vendor-data');
     let metaData: Record<string, unknown> = {};
     if (metaText !== undefined) metaData = seed.parseCloudConfig(metaText, optString(args, 'meta-data')!);
+    const { readPublicKeys } = await import('../../guest/keys.js');
     const keys: string[] = [];
-    for (const f of optList(args, 'ssh-key')) {
-      let text: string;
-      try {
-        text = await readFile(f, 'utf8');
-      } catch (e) {
-        throw fsError(e, f, 'read the --ssh-key file');
-      }
-      let source = f;
-      if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
-        source = `${f}.pub`;
-        try {
-          text = await readFile(source, 'utf8');
-        } catch (e) {
-          throw fsError(e, source, 'read the public half of the --ssh-key');
-        }
-      }
-      const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-      if (!lines.length) throw new InvalidInputError('BAD_SSH_KEY', `${source} holds no public key`, { hint: 'give an OpenSSH .pub file' });
-      keys.push(...lines);
-    }
+    for (const f of optList(args, 'ssh-key')) keys.push(...(await readPublicKeys(f)));
     const fromMeta = typeof metaData['instance-id'] === 'string' ? (metaData['instance-id'] as string) : undefined;
     const instanceId = optString(args, 'instance-id') ?? fromMeta ?? `i-${randomUUID()}`;
     const spec: import('../../seed/index.js').SeedSpec = {
@@ -106,7 +86,6 @@ const create: CommandDef = {
 const seedCommand: CommandDef = {
   name: 'seed',
   summary: 'cloud-init seed images (replaces cloud-localds)',
-  usage: 'seed COMMAND [ARGS...]',
   subcommands: [create],
   examples: ['kumo seed create --output seed.iso --ssh-key ~/.ssh/id_ed25519.pub'],
 };

@@ -2,12 +2,11 @@
 import { argString, type CommandDef } from '../command.js';
 
 const nameArg = { name: 'name', required: true, description: 'the instance' };
-const snapArg = { name: 'snapshot', required: true, description: 'the snapshot name' };
+const snapArg = { name: 'snapshot', required: true, placeholder: 'SNAP', description: 'the snapshot name' };
 
 const create: CommandDef = {
   name: 'create',
   summary: 'take a snapshot (disk only when stopped; disk and memory while running)',
-  usage: 'snapshot create NAME SNAP',
   args: [nameArg, snapArg],
   examples: ['kumo snapshot create web before-upgrade'],
   async run(ctx, args) {
@@ -20,7 +19,6 @@ const create: CommandDef = {
 const list: CommandDef = {
   name: 'list',
   summary: "list an instance's snapshots",
-  usage: 'snapshot list NAME',
   args: [nameArg],
   async run(ctx, args) {
     const g = await import('../../instance/index.js');
@@ -38,7 +36,6 @@ const list: CommandDef = {
 const restore: CommandDef = {
   name: 'restore',
   summary: 'go back to a snapshot (changes made since are lost)',
-  usage: 'snapshot restore NAME SNAP',
   args: [nameArg, snapArg],
   async run(ctx, args) {
     const g = await import('../../instance/index.js');
@@ -50,7 +47,6 @@ const restore: CommandDef = {
 const del: CommandDef = {
   name: 'delete',
   summary: 'delete a snapshot',
-  usage: 'snapshot delete NAME SNAP',
   args: [nameArg, snapArg],
   async run(ctx, args) {
     const g = await import('../../instance/index.js');
@@ -62,7 +58,6 @@ const del: CommandDef = {
 const snapshot: CommandDef = {
   name: 'snapshot',
   summary: "take, list, restore and delete snapshots of a VM's disk",
-  usage: 'snapshot COMMAND NAME [SNAP]',
   description: 'qcow2 internal snapshots of the instance disk. Stopped: disk only. Running (QEMU): disk and memory, and restore resumes the machine there. A disk-only snapshot is restored with the instance stopped.',
   subcommands: [create, list, restore, del],
   examples: ['kumo snapshot create web s1', 'kumo snapshot list web', 'kumo snapshot restore web s1', 'kumo snapshot delete web s1'],

@@ -1,14 +1,15 @@
 /** `kumo start NAME`: start a stopped instance and wait until it is ready. */
 import { argString, optInt, type CommandDef } from '../command.js';
+import { sshWhere } from '../output.js';
+import { INSTANCE_ARG, timeoutOption, waitOption } from '../flags.js';
 
 const start: CommandDef = {
   name: 'start',
   summary: 'start a stopped VM and wait until it is ready',
-  usage: 'start NAME [--no-wait] [--timeout SEC]',
-  args: [{ name: 'name', required: true, description: 'instance name' }],
+  args: [INSTANCE_ARG],
   options: {
-    wait: { type: 'boolean', description: 'wait until ready (default; --no-wait returns once started)' },
-    timeout: { type: 'string', description: 'seconds to wait for readiness (default: the instance\u2019s)', placeholder: 'SEC' },
+    wait: waitOption('wait until ready (default; --no-wait returns once started)'),
+    timeout: timeoutOption('seconds to wait for readiness (default: the instance\u2019s)'),
   },
   examples: ['kumo start web', 'kumo start web --no-wait'],
   async run(ctx, args) {
@@ -18,7 +19,9 @@ const start: CommandDef = {
     const timeoutSec = optInt(args, 'timeout', 1, 86400);
     const r = await lib.startInstance(paths, name, { onEvent: ctx.out.events(), signal: ctx.signal, wait: args.options.wait !== false, ...(timeoutSec ? { timeoutSec } : {}) });
     ctx.out.finishProgress();
-    ctx.out.data({ name, accel: r.accel, sshPort: r.record.ssh.port, ready: r.ready ?? null }, () => ctx.out.note(`${name} is ${r.ready ? 'ready' : 'starting'} (${r.accel}); ssh on 127.0.0.1:${r.record.ssh.port}`));
+    ctx.out.data({ name, accel: r.accel, sshPort: r.record.ssh.port, ssh: r.ssh ?? null, ready: r.ready ?? null }, () =>
+      ctx.out.note(`${name} is ${r.ready ? 'ready' : 'starting'} (${r.accel}); ${sshWhere(r.ssh)}`),
+    );
   },
 };
 export default start;

@@ -4,8 +4,7 @@ import { argList, optBool, optInt, type CommandDef } from '../command.js';
 const stop: CommandDef = {
   name: 'stop',
   summary: 'power a VM down (gracefully, forced after a timeout)',
-  usage: 'stop NAME... [--force] [--timeout SEC]',
-  args: [{ name: 'names', required: true, variadic: true, description: 'instance names' }],
+  args: [{ name: 'names', required: true, variadic: true, description: 'instance names', placeholder: 'NAME' }],
   options: {
     force: { type: 'boolean', short: 'f', description: 'pull the plug at once (no ACPI power-down)' },
     timeout: { type: 'string', description: 'seconds to wait for the guest to power down before forcing (default 60)', placeholder: 'SEC' },

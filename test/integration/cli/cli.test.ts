@@ -118,3 +118,67 @@ test('completion scripts are valid for bash', async () => {
   const z = await kumo(['completion', 'zsh']);
   assert.match(z.stdout, /^#compdef kumo/);
 });
+
+test('global options are accepted before, between and after the command words', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kumo-cli-'));
+  try {
+    for (const [i, args] of [
+      ['image', '--home', 'HOME', 'list', '--json'],
+      ['--home', 'HOME', 'image', '--json', 'list'],
+      ['image', 'list', '--home=HOME', '--json'],
+      ['port', '--home', 'HOME', 'list', 'ghost'],
+    ].entries()) {
+      const home = join(dir, `h${i}`);
+      const r = await kumo(args.map((a) => a.replace('HOME', home)), { env: { KUMO_HOME: join(dir, 'not-this-one') } });
+      if (args[0] === 'port') {
+        // parsed fine: the error is about the instance, found in the --home given between the words
+        assert.equal(r.code, 4, r.stderr);
+        assert.match(r.stderr, /no instance named 'ghost'/);
+      } else {
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(JSON.parse(r.stdout), []);
+      }
+      assert.equal((await stat(join(home, 'instances'))).isDirectory(), true, `${args.join(' ')} used --home`);
+    }
+    const bad = await kumo(['image', '--home'], { env: { KUMO_HOME: join(dir, 'x') } });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /option --home needs a value/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('exec and ssh: everything after the instance name is the command (-- stays accepted)', async () => {
+  const home = await mkdtemp(join(tmpdir(), 'kumo-cli-'));
+  try {
+    for (const args of [
+      ['exec', 'web', 'uname', '-a'],
+      ['exec', 'web', '--', 'uname', '-a'],
+      ['exec', 'web', 'ls', '--json', '-la'],
+      ['ssh', 'web', 'uname', '-a'],
+    ]) {
+      const r = await kumo(args, { home });
+      assert.equal(r.code, 4, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /no instance named 'web'/);
+      assert.doesNotMatch(r.stderr, /unknown option/);
+    }
+    const none = await kumo(['exec', 'web'], { home });
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /'kumo exec' needs a command/);
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+});
+
+test('usage lines come from the option tables (launch shows --spec, --firmware, --seed-format, --user)', async () => {
+  const r = await kumo(['help', 'launch']);
+  assert.equal(r.code, 0);
+  const usage = r.stdout.slice(0, r.stdout.indexOf('\n\n'));
+  for (const w of ['--spec FILE', '--firmware bios|uefi', '--seed-format nocloud|configdrive', '--user USER', '--keep-on-failure', '--no-wait', '--timeout SEC'])
+    assert.ok(usage.includes(w), `${w} in:\n${usage}`);
+  const e = await kumo(['exec', '--help']);
+  assert.match(e.stdout, /^Usage: kumo exec NAME \[--\] CMD \[ARGS\.\.\.\]$/m);
+  const imp = await kumo(['image', 'import', 'x.qcow2']);
+  assert.equal(imp.code, 2);
+  assert.match(imp.stderr, /hint: usage: kumo image import FILE --name NAME \[--move\]/);
+});

@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseArgs, closest, type CommandDef } from '../../../src/cli/command.js';
+import { parseArgs, closest, usageLine, type CommandDef } from '../../../src/cli/command.js';
+import { loadAllCommands } from '../../../src/cli/registry.js';
+import { INSTANCE_OPTIONS } from '../../../src/cli/flags.js';
 import { UsageError } from '../../../src/core/errors.js';
 
 const def: CommandDef = {
   name: 'launch',
   summary: 's',
-  usage: 'launch [IMAGE]',
   args: [{ name: 'image' }],
   acceptsRest: false,
   options: {
@@ -53,4 +54,65 @@ test('rest after -- is kept only for commands that accept it', () => {
 test('closest suggests by edit distance and prefix', () => {
   assert.deepEqual(closest('lanch', ['launch', 'list', 'logs']).slice(0, 1), ['launch']);
   assert.deepEqual(closest('zzzzzz', ['launch']), []);
+});
+
+test('with a rest, everything after the last argument is the command, options included; -- stays accepted', () => {
+  const execDef: CommandDef = { name: 'exec', summary: 's', args: [{ name: 'name', required: true }], acceptsRest: { placeholder: 'CMD [ARGS...]', required: true } };
+  const a = parseArgs(execDef, ['web', 'uname', '-a'], 'exec');
+  assert.equal(a.positionals.name, 'web');
+  assert.deepEqual(a.rest, ['uname', '-a']);
+  const b = parseArgs(execDef, ['--json', 'web', 'ls', '--json', '--', '-la'], 'exec');
+  assert.equal(b.options.json, true);
+  assert.deepEqual(b.rest, ['ls', '--json', '--', '-la']);
+  assert.deepEqual(parseArgs(execDef, ['web', '--', 'uname', '-a'], 'exec').rest, ['uname', '-a']);
+  assert.deepEqual(parseArgs(execDef, ['web'], 'exec').rest, []);
+});
+
+test('a required option is checked; a boolean default fills in when the flag is absent', () => {
+  const d: CommandDef = {
+    name: 'import',
+    summary: 's',
+    args: [{ name: 'file', required: true }],
+    options: { name: { type: 'string', required: true, placeholder: 'NAME', description: 'n' }, wait: { type: 'boolean', default: true, description: 'w' } },
+  };
+  assert.throws(() => parseArgs(d, ['f'], 'image import'), (e: unknown) => {
+    assert.ok(e instanceof UsageError);
+    assert.match(e.message, /'kumo image import' needs --name NAME/);
+    assert.match(e.hint ?? '', /usage: kumo image import FILE --name NAME \[--no-wait\]/);
+    return true;
+  });
+  assert.equal(parseArgs(d, ['f', '--name', 'x'], 'image import').options.wait, true);
+  assert.equal(parseArgs(d, ['f', '--name', 'x', '--no-wait'], 'image import').options.wait, false);
+  // --help needs neither
+  assert.equal(parseArgs(d, ['--help'], 'image import').options.help, true);
+});
+
+test('usage lines are generated from the tables', () => {
+  assert.equal(
+    usageLine({ ...def, options: { ...def.options!, wait: { type: 'boolean', default: true, description: 'w' } } }, 'launch'),
+    'launch [IMAGE] [--name VALUE] [--port VALUE]... [--no-wait] [--accel auto|kvm|tcg]',
+  );
+  const execDef: CommandDef = { name: 'exec', summary: 's', args: [{ name: 'name', required: true }], acceptsRest: { placeholder: 'CMD [ARGS...]', required: true }, options: { x: { type: 'boolean', description: 'x' } } };
+  assert.equal(usageLine(execDef, 'exec'), 'exec [--x] NAME [--] CMD [ARGS...]');
+  assert.equal(usageLine({ ...execDef, acceptsRest: { placeholder: 'CMD...' } }, 'ssh'), 'ssh [--x] NAME [[--] CMD...]');
+  assert.equal(usageLine({ name: 'rm', summary: 's', args: [{ name: 'refs', placeholder: 'REF', required: true, variadic: true }] }, 'image rm'), 'image rm REF...');
+  assert.equal(usageLine({ name: 'image', summary: 's', subcommands: [{ name: 'list', summary: 'l' }] }, 'image'), 'image COMMAND [ARGS...]');
+});
+
+test('every command shows every option of its table in its usage (launch: --spec, --firmware, --seed-format, --user)', async () => {
+  const defs = await loadAllCommands();
+  assert.ok(defs.length > 20);
+  const walk = (d: CommandDef, path: string): void => {
+    const u = usageLine(d, path);
+    assert.ok(u.startsWith(`${path}`), u);
+    for (const [n, o] of Object.entries(d.options ?? {})) assert.ok(u.includes(o.default === true ? `--no-${n}` : `--${n}`), `${path}: --${n} in '${u}'`);
+    for (const s of d.subcommands ?? []) walk(s, `${path} ${s.name}`);
+  };
+  for (const d of defs) walk(d, d.name);
+  const launch = defs.find((d) => d.name === 'launch')!;
+  const u = usageLine(launch, 'launch');
+  for (const w of ['[--spec FILE]', '[--firmware bios|uefi]', '[--seed-format nocloud|configdrive]', '[--user USER]', '[--keep-on-failure]', '[--no-wait]', '[--port [ADDR:]HOST:GUEST[/udp]]...'])
+    assert.ok(u.includes(w), `${w} in ${u}`);
+  const create = defs.find((d) => d.name === 'create')!;
+  for (const n of Object.keys(INSTANCE_OPTIONS)) assert.ok(create.options?.[n] && launch.options?.[n], `--${n} on create and launch`);
 });

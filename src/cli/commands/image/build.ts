@@ -4,7 +4,6 @@ import { optBool, optList, optString } from '../../command.js';
 const build: CommandDef = {
   name: 'build',
   summary: 'build a bootable cloud image from distribution packages, composed of elements',
-  usage: 'image build [--distro debian] [--release bookworm] [--element NAME]... [options]',
   description:
     'Bootstraps a root tree from the distribution\'s packages (cached), runs the elements\' phase scripts in it, ' +
     'and writes a whole-disk image (MBR, ESP, ext4 root labelled cloudimg-rootfs, GRUB for BIOS and UEFI). ' +
@@ -28,63 +27,31 @@ const build: CommandDef = {
     'sudo kumo image build --element vm --element cloud-init --element my-app --elements-path ./elements -o app.qcow2',
   ],
   async run(ctx, args) {
-    const { buildImage, resolveDistro } = await import('../../../builder/index.js');
+    const builder = await import('../../../builder/index.js');
     const { join } = await import('node:path');
-    const { randomBytes } = await import('node:crypto');
     const paths = await ctx.paths();
     const distro = optString(args, 'distro') ?? 'debian';
     const output = optString(args, 'output');
-    const format = (optString(args, 'format') ?? 'qcow2') as 'qcow2' | 'raw';
     const elements = optList(args, 'element');
-    const onEvent = ctx.out.events();
-    const name = optString(args, 'name') ?? `${distro}-${resolveDistro(distro, optString(args, 'release')).release}`;
-    if (!output) {
-      // check the name before a long build
-      const { checkImageName } = await import('../../../image/index.js');
-      checkImageName(name);
-    }
-    const target = output ?? join(paths.tmp, `build-${process.pid}-${randomBytes(4).toString('hex')}.${format}`);
-    const r = await buildImage({
+    const opts = {
       distro,
       ...(optString(args, 'release') ? { release: optString(args, 'release')! } : {}),
       ...(elements.length ? { elements } : {}),
       elementsPath: optList(args, 'elements-path'),
       ...(optString(args, 'size') ? { size: optString(args, 'size')! } : {}),
-      format,
+      format: (optString(args, 'format') ?? 'qcow2') as 'qcow2' | 'raw',
       compress: optBool(args, 'compress'),
       ...(optString(args, 'mirror') ? { mirror: optString(args, 'mirror')! } : {}),
-      output: target,
       cacheDir: join(paths.cache, 'build'),
       noCache: optBool(args, 'no-cache'),
-      onEvent,
+      onEvent: ctx.out.events(),
       signal: ctx.signal,
-    });
+    };
+    const name = optString(args, 'name') ?? `${distro}-${builder.resolveDistro(distro, optString(args, 'release')).release}`;
+    let r: import('../../../builder/index.js').BuildResult;
     let registered: unknown;
-    if (!output) {
-      const { importImage } = await import('../../../image/index.js');
-      try {
-        registered = await importImage(paths, target, {
-          name,
-          move: true,
-          metadata: {
-            distro: r.distro,
-            release: r.release,
-            elements: r.elements,
-            format: r.format,
-            builtAt: r.builtAt,
-            buildSeconds: r.buildSeconds,
-            sha256: r.sha256,
-            packages: r.packages,
-          },
-          source: { kind: 'built', distro: r.distro, release: r.release, elements: r.elements, log: r.logFile },
-          onEvent,
-          signal: ctx.signal,
-        });
-      } finally {
-        const { rm } = await import('node:fs/promises');
-        await rm(target, { force: true });
-      }
-    }
+    if (output) r = await builder.buildImage({ ...opts, output });
+    else ({ build: r, image: registered } = await builder.buildAndRegisterImage(paths, { ...opts, name }));
     if (ctx.globals.json) ctx.out.jsonDoc({ ...r, packages: r.packages.length, registered });
     else {
       ctx.out.line(`built ${r.distro} ${r.release} in ${r.buildSeconds} s (${(r.sizeBytes / 1048576).toFixed(0)} MiB, ${r.packages.length} packages)`);

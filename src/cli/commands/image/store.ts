@@ -43,7 +43,6 @@ function printRecord(ctx: CommandContext, r: Rec, users?: string[]): void {
 const pull: CommandDef = {
   name: 'pull',
   summary: 'download and verify an image (alias, URL or file) into the store',
-  usage: 'image pull REF [--checksum sha256:HEX] [--arch ARCH] [--refresh]',
   description:
     'REF is an alias (debian-12, ubuntu:24.04, fedora:41, ...), an http(s) URL or a local file. Every download is verified: against the vendor checksum for aliases, a checksum file beside a URL, or --checksum. A stored image is not downloaded again (use --refresh, or `kumo image sync`, for newer versions).',
   args: [{ name: 'ref', required: true, description: 'alias, URL or file' }],
@@ -76,7 +75,6 @@ const pull: CommandDef = {
 const list: CommandDef = {
   name: 'list',
   summary: 'list stored images (or, with --catalog, the aliases kumo knows)',
-  usage: 'image list [--catalog] [--json]',
   options: { catalog: { type: 'boolean', description: 'list the catalog aliases instead of the store' } },
   async run(ctx, args) {
     const l = await lib();
@@ -117,7 +115,6 @@ const list: CommandDef = {
 const info: CommandDef = {
   name: 'info',
   summary: 'show one stored image: metadata, digest, source and the instances using it',
-  usage: 'image info REF [--json]',
   args: [{ name: 'ref', required: true, description: 'name, alias, id (or prefix), URL or file' }],
   async run(ctx, args) {
     const l = await lib();
@@ -131,8 +128,7 @@ const info: CommandDef = {
 const rm: CommandDef = {
   name: 'rm',
   summary: 'remove stored images (refuses an image any instance still uses)',
-  usage: 'image rm REF...',
-  args: [{ name: 'refs', required: true, variadic: true, description: 'names, aliases or ids' }],
+  args: [{ name: 'refs', placeholder: 'REF', required: true, variadic: true, description: 'names, aliases or ids' }],
   async run(ctx, args) {
     const l = await lib();
     const paths = await ctx.paths();
@@ -150,7 +146,6 @@ const rm: CommandDef = {
 const prune: CommandDef = {
   name: 'prune',
   summary: 'remove images no instance uses (superseded and downloaded ones) and repair the store',
-  usage: 'image prune [--dry-run] [--all]',
   description:
     'Removes every unused image that can be fetched again (pulled by alias or URL), superseded versions (left by `image sync` or a rebuild under the same name) and unnamed ones. Built, imported and captured images are kept unless --all. Also repairs the store: metadata without data, data without metadata (kept, with new metadata, when an instance uses it) and leftovers of interrupted downloads.',
   options: {
@@ -176,10 +171,9 @@ const prune: CommandDef = {
 const imp: CommandDef = {
   name: 'import',
   summary: 'add a local disk image to the store under a name (vmdk/vhd/vhdx are converted to qcow2)',
-  usage: 'image import FILE --name NAME [--move] [--checksum sha256:HEX]',
   args: [{ name: 'file', required: true, description: 'a qcow2, raw, vmdk, vhd or vhdx image, optionally xz/gzip/zstd-compressed' }],
   options: {
-    name: { type: 'string', short: 'n', description: 'the image name', placeholder: 'NAME' },
+    name: { type: 'string', short: 'n', required: true, description: 'the image name', placeholder: 'NAME' },
     move: { type: 'boolean', description: 'move the file into the store instead of copying it' },
     checksum: { type: 'string', description: 'verify the file first', placeholder: 'sha256:HEX' },
     arch: { type: 'string', description: 'architecture of the image (default: the host\u2019s)', choices: ['x86_64', 'aarch64', 'amd64', 'arm64'] },
@@ -187,9 +181,7 @@ const imp: CommandDef = {
   examples: ['kumo image import ./golden.qcow2 --name golden', 'kumo image import appliance.vmdk --name appliance'],
   async run(ctx, args) {
     const { importImage } = await lib();
-    const { UsageError } = await import('../../../core/errors.js');
-    const name = optString(args, 'name');
-    if (!name) throw new UsageError("'kumo image import' needs --name NAME", { hint: 'usage: kumo image import FILE --name NAME' });
+    const name = optString(args, 'name')!;
     const paths = await ctx.paths();
     const checksum = optString(args, 'checksum');
     const arch = optString(args, 'arch');
@@ -212,8 +204,7 @@ const imp: CommandDef = {
 const sync: CommandDef = {
   name: 'sync',
   summary: 'fetch newer versions of the stored aliases (old versions stay until unused and pruned)',
-  usage: 'image sync [ALIAS...] [--dry-run]',
-  args: [{ name: 'aliases', variadic: true, description: 'only these aliases (default: every stored alias)' }],
+  args: [{ name: 'aliases', placeholder: 'ALIAS', variadic: true, description: 'only these aliases (default: every stored alias)' }],
   options: { 'dry-run': { type: 'boolean', description: 'only report which aliases have newer versions' } },
   async run(ctx, args) {
     const { syncImages } = await lib();

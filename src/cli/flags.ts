@@ -1,0 +1,82 @@
+/**
+ * Flag sets that several commands share: what an instance is made of (`kumo launch`, `kumo
+ * create`), waiting for readiness (`launch`, `start`, `restart`), and the instance-name argument.
+ * Imported at the top of command modules: keep it free of library imports.
+ */
+import { argString, optList, optString, type ArgSpec, type OptionSpec, type ParsedArgs } from './command.js';
+
+/** Options shared by `kumo launch` and `kumo create`: what the instance is made of. */
+export const INSTANCE_OPTIONS: Record<string, OptionSpec> = {
+  name: { type: 'string', short: 'n', description: 'instance name (default: generated)', placeholder: 'NAME' },
+  spec: { type: 'string', description: 'read the instance spec from a YAML file (flags override it)', placeholder: 'FILE' },
+  cpus: { type: 'string', short: 'c', description: 'virtual CPUs (default 2)', placeholder: 'N' },
+  memory: { type: 'string', short: 'm', description: 'memory, e.g. 1G or 1024 (MiB; default 1G)', placeholder: 'SIZE' },
+  disk: { type: 'string', description: 'grow the disk to SIZE (e.g. 20G)', placeholder: 'SIZE' },
+  'user-data': { type: 'string', description: 'cloud-init user-data file (#cloud-config, script, ...)', placeholder: 'FILE' },
+  'ssh-key': { type: 'string', description: 'your private ssh key (FILE.pub beside it; default: kumo\u2019s own key)', placeholder: 'FILE' },
+  port: { type: 'string', short: 'p', multiple: true, description: 'forward a host port to the guest (127.0.0.1 unless ADDR is given)', placeholder: '[ADDR:]HOST:GUEST[/udp]' },
+  accel: { type: 'string', description: 'accelerator (default auto: KVM when a probe shows it works, else TCG)', choices: ['auto', 'kvm', 'tcg'] },
+  firmware: { type: 'string', description: 'firmware: bios (SeaBIOS, default) or uefi (OVMF, with per-instance EFI variables)', choices: ['bios', 'uefi'], placeholder: 'FW' },
+  'seed-format': { type: 'string', description: 'cloud-init seed: nocloud (default, label cidata) or configdrive (label config-2)', choices: ['nocloud', 'configdrive'], placeholder: 'FORMAT' },
+  driver: { type: 'string', description: 'backend: qemu (default; QEMU run by kumo) or libvirt (a libvirt domain); the registered drivers are accepted', placeholder: 'NAME' },
+  connect: { type: 'string', description: 'libvirt only: connection URI (default $LIBVIRT_DEFAULT_URI, else qemu:///system for root, qemu:///session otherwise)', placeholder: 'URI' },
+  pool: { type: 'string', description: 'libvirt only: storage pool for the disk and seed volumes (needed for a remote URI)', placeholder: 'NAME' },
+  network: { type: 'string', description: 'libvirt only: user (default, ports forwarded), network:NAME (a libvirt network, address from DHCP) or bridge:NAME', placeholder: 'NET' },
+  user: { type: 'string', description: 'login user made in the guest (default kumo)', placeholder: 'USER' },
+};
+
+/** `--wait` / `--no-wait`: wait until ssh and cloud-init are ready (the default). */
+export function waitOption(description: string): OptionSpec {
+  return { type: 'boolean', default: true, description };
+}
+
+/** `--timeout SEC`: how long to wait for readiness. */
+export function timeoutOption(description: string): OptionSpec {
+  return { type: 'string', description, placeholder: 'SEC' };
+}
+
+/** The NAME argument of a command that acts on one instance. */
+export const INSTANCE_ARG: ArgSpec = { name: 'name', required: true, description: 'instance name' };
+
+/** The IMAGE argument of `launch` and `create`. */
+export const IMAGE_ARG: ArgSpec = { name: 'image', description: 'image alias, id, URL or file (default: debian-12)' };
+
+/** Flag name -> instance spec field. */
+const SPEC_FIELDS: readonly (readonly [flag: string, field: string])[] = [
+  ['name', 'name'],
+  ['cpus', 'cpus'],
+  ['memory', 'memory'],
+  ['disk', 'disk'],
+  ['user-data', 'userData'],
+  ['ssh-key', 'sshKey'],
+  ['accel', 'accel'],
+  ['firmware', 'firmware'],
+  ['seed-format', 'seedFormat'],
+  ['driver', 'driver'],
+  ['connect', 'connect'],
+  ['pool', 'pool'],
+  ['network', 'network'],
+  ['user', 'user'],
+  ['timeout', 'timeout'],
+];
+
+/** The instance spec input from the IMAGE argument and the INSTANCE_OPTIONS flags, over `base` (a --spec file). */
+export function specInput(args: ParsedArgs, base: Record<string, unknown>): Record<string, unknown> {
+  const o: Record<string, unknown> = { ...base };
+  const image = argString(args, 'image');
+  if (image !== undefined) o.image = image;
+  for (const [flag, field] of SPEC_FIELDS) {
+    const v = optString(args, flag);
+    if (v !== undefined) o[field] = v;
+  }
+  const ports = optList(args, 'port');
+  if (ports.length) o.ports = [...((base.ports as unknown[]) ?? []), ...ports];
+  return o;
+}
+
+/** The spec input of `launch` / `create`: the --spec file (if any) under the flags. */
+export async function loadSpecInput(args: ParsedArgs): Promise<Record<string, unknown>> {
+  const file = optString(args, 'spec');
+  const base = file ? await (await import('../config/spec.js')).loadSpecFile(file) : {};
+  return specInput(args, base);
+}
