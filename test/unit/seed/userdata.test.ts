@@ -181,3 +181,13 @@ test("a '__proto__' key is refused: it can never turn the user-data into somethi
     });
   }
 });
+
+test('host public keys are made 0644 in the guest (cloud-init writes them 0600), before the user\'s commands', () => {
+  const spec: SeedSpec = {
+    instanceId: 'i-2',
+    hostKeys: [{ type: 'ed25519', privateKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----', publicKey: KEY }],
+  };
+  const out = cc(composeUserData(kumoCloudConfig(spec), '#cloud-config\nruncmd: [[touch, /x]]\n'));
+  assert.deepEqual(out.runcmd, [['chmod', '0644', '/etc/ssh/ssh_host_ed25519_key.pub'], ['touch', '/x']]);
+  assert.equal(cc(composeUserData(kumoCloudConfig({ instanceId: 'i-3' }))).runcmd, undefined, 'no host keys, no command');
+});
