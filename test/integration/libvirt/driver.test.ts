@@ -227,7 +227,7 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     await assert.rejects(new Virsh('qemu:///bogus').ping(), (e: Error & { code?: string }) => e.code === 'LIBVIRT_URI_UNKNOWN');
     // Another user on the root-only socket.
     const mod = new URL('../../../src/driver/libvirt/index.js', import.meta.url).pathname;
-    const script = `import { Virsh } from '${mod}'; try { await new Virsh('qemu:///system').ping(); console.log('{}'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, hint: e.hint })); }`;
+    const script = `import { Virsh } from '${mod}'; try { await new Virsh(${JSON.stringify(lv.uri)}).ping(); console.log('{}'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, hint: e.hint })); }`;
     const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', cwd: '/' });
     const j = JSON.parse(r.stdout.trim() || '{}') as { code?: string; message?: string; hint?: string };
     assert.equal(j.code, 'LIBVIRT_PERMISSION_DENIED', r.stdout + r.stderr);
@@ -235,16 +235,16 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     assert.match(j.hint ?? '', /libvirt' group|qemu:\/\/\/session/);
   });
 
-  test('remote URI over loopback TCP with a storage pool: volumes backed by the uploaded base, removed on delete (never the base)', async () => {
+  test('a transport URI (qemu+unix, the test daemon\'s private socket) with a storage pool: volumes backed by the uploaded base, removed on delete (never the base)', async () => {
     const poolDir = join(home, 'pool');
     await mkdir(poolDir, { recursive: true });
-    assert.equal(virsh(lv.tcpUri, 'pool-define-as', 'kumotest', 'dir', '--target', poolDir).status, 0);
-    assert.equal(virsh(lv.tcpUri, 'pool-start', 'kumotest').status, 0);
-    const rt = await instance('remote1', { connect: lv.tcpUri, pool: 'kumotest' });
+    assert.equal(virsh(lv.uri, 'pool-define-as', 'kumotest', 'dir', '--target', poolDir).status, 0);
+    assert.equal(virsh(lv.uri, 'pool-start', 'kumotest').status, 0);
+    const rt = await instance('remote1', { connect: lv.uri, pool: 'kumotest' });
     const r = await driver.start(rt);
-    assert.equal(virsh(lv.tcpUri, 'domstate', 'remote1').out.trim(), 'running');
+    assert.equal(virsh(lv.uri, 'domstate', 'remote1').out.trim(), 'running');
     assert.ok(await listening(r.sshPort));
-    const vols = virsh(lv.tcpUri, 'vol-list', '--pool', 'kumotest').out;
+    const vols = virsh(lv.uri, 'vol-list', '--pool', 'kumotest').out;
     assert.match(vols, /kumo-remote1-disk\.qcow2/);
     assert.match(vols, /kumo-remote1-seed\.iso/);
     const baseVol = /(kumo-base-\S+)/.exec(vols)?.[1];
@@ -259,12 +259,12 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     assert.ok(disks.some((d) => d.disk === join(poolDir, 'kumo-remote1-disk.qcow2') && /remote1/.test(d.owner)), JSON.stringify(disks));
     await driver.stop(rt, { force: true });
     await driver.purge(rt);
-    const after = virsh(lv.tcpUri, 'vol-list', '--pool', 'kumotest').out;
+    const after = virsh(lv.uri, 'vol-list', '--pool', 'kumotest').out;
     assert.doesNotMatch(after, /kumo-remote1-/);
     assert.match(after, new RegExp(baseVol!.replace(/\./g, '\\.')), 'the base volume stays');
-    virsh(lv.tcpUri, 'vol-delete', '--pool', 'kumotest', baseVol!);
-    virsh(lv.tcpUri, 'pool-destroy', 'kumotest');
-    virsh(lv.tcpUri, 'pool-undefine', 'kumotest');
+    virsh(lv.uri, 'vol-delete', '--pool', 'kumotest', baseVol!);
+    virsh(lv.uri, 'pool-destroy', 'kumotest');
+    virsh(lv.uri, 'pool-undefine', 'kumotest');
   });
   test('CLI: create --driver libvirt --connect URI --pool, list/info show the driver, delete removes the domain and its volumes (never the base); --connect with --driver qemu is refused', async () => {
     const h = await mkdtemp('/tmp/kumo-lv-cli-');
