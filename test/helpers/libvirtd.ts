@@ -245,23 +245,29 @@ export async function stopTestLibvirtd(): Promise<void> {
 export async function startLibvirtd(): Promise<TestLibvirtd> {
   const why = libvirtdUnavailable();
   if (why) throw new Error(why);
-  await withLock(async () => {
-    let s = await readState();
-    // A daemon nobody watches (its watchdog died with its users) or an older helper's (TCP, the
-    // system socket) is stale: stop it and start afresh.
-    if (s && (!s.uri || !s.watchdog || !pidAlive(s.watchdog)) && !(await liveUsers()).length) {
-      await stopDaemon(s);
-      s = undefined;
-    }
-    if (s && !s.uri) throw new Error(`a test libvirtd started by an older helper (TCP, the system socket) is in use by process ${(await liveUsers()).join(', ')}; wait for those tests to end`);
-    s ??= await startDaemon();
-    await mkdir(USERS, { recursive: true, mode: 0o700 });
-    const me: LockOwner = { pid: process.pid, op: 'test', at: new Date().toISOString() };
-    const start = processStartTime(process.pid);
-    if (start !== undefined) me.start = start;
-    await writeFile(join(USERS, String(process.pid)), JSON.stringify(me));
-    return s;
-  });
+  // A daemon of an older helper (TCP, the system socket) that other tests still use: wait for them.
+  for (const end = Date.now() + 30 * 60_000; ; ) {
+    const joined = await withLock(async () => {
+      let s = await readState();
+      // A daemon nobody watches (its watchdog died with its users) or an older helper's is
+      // stale once no user is left: stop it and start afresh.
+      if (s && (!s.uri || !s.watchdog || !pidAlive(s.watchdog)) && !(await liveUsers()).length) {
+        await stopDaemon(s);
+        s = undefined;
+      }
+      if (s && !s.uri) return false;
+      s ??= await startDaemon();
+      await mkdir(USERS, { recursive: true, mode: 0o700 });
+      const me: LockOwner = { pid: process.pid, op: 'test', at: new Date().toISOString() };
+      const start = processStartTime(process.pid);
+      if (start !== undefined) me.start = start;
+      await writeFile(join(USERS, String(process.pid)), JSON.stringify(me));
+      return true;
+    });
+    if (joined) break;
+    if (Date.now() > end) throw new Error(`a test libvirtd started by an older helper (TCP, the system socket) is still in use by process ${(await liveUsers()).join(', ')}`);
+    await sleep(2000);
+  }
   process.env.LIBVIRT_DEFAULT_URI = URI;
   let released = false;
   return {
