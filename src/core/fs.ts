@@ -36,6 +36,19 @@ export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644
   await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', mode);
 }
 
+/** fsync a file's data to disk (before a record that says the file is complete is written). */
+export async function fsyncFile(path: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+    await fh.sync();
+  } catch (e) {
+    throw fsError(e, path, 'sync');
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
 /** fsync a directory so that a rename in it survives a crash. Best effort. */
 export async function fsyncDir(dir: string): Promise<void> {
   try {

@@ -1,13 +1,19 @@
 /**
  * Cross-process locks on a file (one per instance: KUMO_HOME/instances/NAME/lock).
  *
- * The lock file is created with O_EXCL and holds the owner's pid, its start time (from
- * /proc/PID/stat, so a recycled pid is not mistaken for the owner) and what it is doing. A lock
- * whose owner is gone is stale and is broken; breaking is serialised by a second exclusive file
- * so that two processes breaking the same stale lock cannot delete each other's fresh one.
+ * The lock file holds the owner's pid, its start time (from /proc/PID/stat, so a recycled pid is
+ * not mistaken for the owner), a random id of the holding and what it is doing. It is made
+ * atomically: the owner is written to a temp file which is then link(2)ed into place, so the
+ * lock file never exists without its owner (a reader never sees an empty lock and takes it for a
+ * dead one). A lock whose owner is gone is stale and is broken; breaking is serialised by a
+ * second file made the same way (`lock.break`), so that two processes breaking the same stale
+ * lock cannot delete each other's fresh one; a breaker whose owner died is removed at once.
+ * Every wait is a sleep bounded by the caller's `waitMs`.
  */
-import { open, readFile, unlink, rename, stat } from 'node:fs/promises';
+import { link, readFile, unlink, rename, stat, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import { ConflictError, fsError, InterruptedError } from './errors.js';
 import { pidAlive } from './exec.js';
 import { sleep } from './time.js';
@@ -19,6 +25,8 @@ export interface LockOwner {
   /** What the owner is doing ("create", "stop", ...). */
   op: string;
   at: string;
+  /** Random id of this holding (absent in locks written by older versions). */
+  id?: string;
 }
 
 export interface LockOptions {
@@ -80,53 +88,97 @@ export async function lockHolder(path: string): Promise<LockOwner | undefined> {
   return o && ownerAlive(o) ? o : undefined;
 }
 
-async function tryCreate(path: string, owner: LockOwner): Promise<boolean> {
-  let fh;
+/** A fresh random id, so that one holding of a lock is told apart from the next one by the same process. */
+function newId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+function sameHolding(a: LockOwner, b: LockOwner): boolean {
+  return a.pid === b.pid && a.start === b.start && a.id === b.id;
+}
+
+/**
+ * Create `path` holding `owner`, atomically: the owner is written to a temp file beside it which is
+ * then hard-linked into place (link(2) fails with EEXIST when the path exists), so the file never
+ * exists without its owner. False when it exists.
+ */
+async function createWithOwner(path: string, owner: LockOwner): Promise<boolean> {
+  const tmp = join(dirname(path), `.${basename(path)}.new-${process.pid}-${newId()}`);
   try {
-    fh = await open(path, 'wx', 0o600);
+    await writeFile(tmp, JSON.stringify(owner), { mode: 0o600, flag: 'wx' });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw fsError(e, path, 'create lock');
   }
   try {
-    await fh.writeFile(JSON.stringify(owner));
+    await link(tmp, path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw fsError(e, path, 'create lock');
   } finally {
-    await fh.close();
+    await unlink(tmp).catch(() => {});
   }
+}
+
+/**
+ * Remove `path` if it still is the holding `seen` (a dead one): it is renamed to a private name
+ * first and checked there; a file that turns out to be another holding is linked back.
+ */
+async function removeIfSame(path: string, seen: LockOwner): Promise<boolean> {
+  const grave = join(dirname(path), `.${basename(path)}.stale-${process.pid}-${newId()}`);
+  try {
+    await rename(path, grave);
+  } catch {
+    return false;
+  }
+  const got = await readLockOwner(grave);
+  if (got && !sameHolding(got, seen) && ownerAlive(got)) {
+    // Not the one we judged dead (cannot happen while the breaker is exclusive): put it back.
+    await link(grave, path).catch(() => {});
+    await unlink(grave).catch(() => {});
+    return false;
+  }
+  await unlink(grave).catch(() => {});
   return true;
 }
 
-/** Break a stale lock, serialised through `path.break`. Returns true when it was removed. */
-async function breakStale(path: string, seen: LockOwner): Promise<boolean> {
+/** How long an unreadable breaker file (written by an older kumo) is trusted. */
+const BREAKER_UNREADABLE_MS = 10_000;
+
+/**
+ * Break a stale lock, serialised through `path.break` (which holds its owner like the lock does).
+ * Returns 'broken' when the lock is gone, 'busy' when a live process is breaking it (or an
+ * unreadable breaker is still young). A breaker whose owner died is removed at once.
+ */
+async function breakStale(path: string, seen: LockOwner, me: LockOwner): Promise<'broken' | 'busy' | 'retry'> {
   const breaker = `${path}.break`;
-  let fh;
-  try {
-    fh = await open(breaker, 'wx', 0o600);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
-    // Another process is breaking it; a breaker older than 10 s is itself stale.
-    try {
-      const st = await stat(breaker);
-      if (Date.now() - st.mtimeMs > 10_000) await unlink(breaker).catch(() => {});
-    } catch {
-      /* gone */
+  const mine: LockOwner = { ...me, id: newId() };
+  if (!(await createWithOwner(breaker, mine))) {
+    const b = await readLockOwner(breaker);
+    if (!b) return 'retry'; // gone meanwhile
+    if (b.pid === -1) {
+      // Unreadable (an older kumo creates it empty): trusted for a while by its age.
+      try {
+        const st = await stat(breaker);
+        if (Date.now() - st.mtimeMs > BREAKER_UNREADABLE_MS && (await removeIfSame(breaker, b))) return 'retry';
+      } catch {
+        return 'retry';
+      }
+      return 'busy';
     }
-    return false;
+    if (!ownerAlive(b)) return (await removeIfSame(breaker, b)) ? 'retry' : 'busy';
+    return 'busy';
   }
   try {
-    await fh.close();
     const now = await readLockOwner(path);
-    if (!now) return true;
-    if (now.pid !== seen.pid || now.start !== seen.start || ownerAlive(now)) return false;
-    const grave = `${path}.stale-${process.pid}`;
-    await rename(path, grave).catch(() => {});
-    await unlink(grave).catch(() => {});
-    return true;
+    if (!now) return 'broken';
+    if (!sameHolding(now, seen) || ownerAlive(now)) return 'retry';
+    return (await removeIfSame(path, now)) ? 'broken' : 'retry';
   } finally {
-    await unlink(breaker).catch(() => {});
+    const b = await readLockOwner(breaker);
+    if (b && sameHolding(b, mine)) await unlink(breaker).catch(() => {});
   }
 }
-
 
 /**
  * Take the lock at `path` or throw a ConflictError naming who holds it. The lock is released by
@@ -134,35 +186,43 @@ async function breakStale(path: string, seen: LockOwner): Promise<boolean> {
  * taker breaks.
  */
 export async function acquireLock(path: string, opts: LockOptions): Promise<Lock> {
-  const me: LockOwner = { pid: process.pid, op: opts.op, at: new Date().toISOString() };
+  const me: LockOwner = { pid: process.pid, op: opts.op, at: new Date().toISOString(), id: newId() };
   const start = processStartTime(process.pid);
   if (start !== undefined) me.start = start;
   const deadline = Date.now() + (opts.waitMs ?? 0);
   let delay = 25;
-  for (;;) {
-    if (opts.signal?.aborted) throw new InterruptedError();
-    if (await tryCreate(path, me)) break;
-    const owner = await readLockOwner(path);
-    if (owner && !ownerAlive(owner)) {
-      await breakStale(path, owner);
-      continue;
-    }
-    if (!owner) continue; // released meanwhile
+  const wait = async (owner: LockOwner, doing: string) => {
     if (Date.now() >= deadline) {
-      throw new ConflictError('LOCKED', `${opts.what} is busy: process ${owner.pid} is running '${owner.op}' on it`, {
+      throw new ConflictError('LOCKED', `${opts.what} is busy: process ${owner.pid} is ${doing}`, {
         hint: 'wait for that command to finish and try again',
         details: { pid: owner.pid, op: owner.op, since: owner.at },
       });
     }
-    await sleep(delay);
+    await sleep(Math.max(1, Math.min(delay, deadline - Date.now())), opts.signal);
     delay = Math.min(250, delay * 2);
+  };
+  for (;;) {
+    if (opts.signal?.aborted) throw new InterruptedError();
+    if (await createWithOwner(path, me)) break;
+    const owner = await readLockOwner(path);
+    if (!owner) continue; // released meanwhile
+    if (ownerAlive(owner)) {
+      await wait(owner, `running '${owner.op}' on it`);
+      continue;
+    }
+    const r = await breakStale(path, owner, me);
+    if (r === 'busy') {
+      // Another process is breaking the stale lock (and will take it): a held lock, as far as we are concerned.
+      const b = (await readLockOwner(`${path}.break`)) ?? owner;
+      await wait(b.pid > 0 ? b : owner, b.pid > 0 ? `taking over a stale lock (left by process ${owner.pid})` : `running '${owner.op}' on it`);
+    }
   }
   let released = false;
   const release = async () => {
     if (released) return;
     released = true;
     const o = await readLockOwner(path);
-    if (o && o.pid === me.pid && o.start === me.start) await unlink(path).catch(() => {});
+    if (o && sameHolding(o, me)) await unlink(path).catch(() => {});
   };
   return { path, release, [Symbol.asyncDispose]: release };
 }

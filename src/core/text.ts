@@ -1,6 +1,7 @@
 /**
  * Small text helpers shared by the library and the CLI.
  */
+import { StringDecoder } from 'node:string_decoder';
 
 /** Levenshtein distance, for "did you mean" suggestions. */
 export function editDistance(a: string, b: string): number {
@@ -24,3 +25,26 @@ export function closest(word: string, candidates: readonly string[], maxDistance
     .map((x) => x.c);
 }
 
+
+/**
+ * Text from a guest (its serial console), made safe to write to a terminal: control characters
+ * that a terminal acts on (ESC and the other C0 controls, DEL, the C1 controls such as CSI U+009B)
+ * are shown in caret or \xNN notation instead of reaching the terminal, so the guest cannot move
+ * the cursor, retitle the window, rewrite the clipboard (OSC 52) or answer for the user. Tab,
+ * newline and carriage return are kept.
+ */
+export function sanitizeTerminal(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u0080-\u009f]/g, (c) => {
+    const n = c.charCodeAt(0);
+    if (n < 0x20) return '^' + String.fromCharCode(n + 0x40);
+    if (n === 0x7f) return '^?';
+    return `\\x${n.toString(16)}`;
+  });
+}
+
+/** A sanitizer for a byte stream split in chunks (a UTF-8 character cut between two chunks is kept whole). */
+export function terminalSanitizer(): (chunk: Uint8Array) => string {
+  const d = new StringDecoder('utf8');
+  return (chunk) => sanitizeTerminal(d.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+}

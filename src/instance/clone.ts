@@ -19,10 +19,10 @@
  * SRC must be stopped (a disk in use is not a consistent copy) and is only read.
  */
 import { copyFile, constants, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { KumoPaths } from '../config/paths.js';
 import { validateSpec, type InstanceSpecInput } from '../config/spec.js';
-import { tempPathFor } from '../core/fs.js';
+import { fsyncDir, fsyncFile, tempPathFor } from '../core/fs.js';
 import { Emitter } from '../events/events.js';
 import { qemuImg } from '../disk/index.js';
 import { driverNames } from '../driver/index.js';
@@ -48,13 +48,16 @@ export interface CloneResult {
   droppedPorts: number;
 }
 
-/** Copy `src` to `dst` (temp + rename), then drop the copy's internal snapshots. */
+/** Copy `src` to `dst` (temp, drop the copy's internal snapshots, fsync, rename, fsync the folder). */
 async function copyDisk(src: string, dst: string): Promise<void> {
   const tmp = tempPathFor(dst);
   try {
     await copyFile(src, tmp, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
     for (const s of await qemuImg.snapshotList(tmp)) await qemuImg.snapshotDelete(tmp, s.name);
+    // Data first, then the record: the copy is on disk before instance.json says the clone exists.
+    await fsyncFile(tmp);
     await rename(tmp, dst);
+    await fsyncDir(dirname(dst));
   } catch (e) {
     await unlink(tmp).catch(() => {});
     throw mapDiskFull(e, dst, 'copy the disk');

@@ -105,6 +105,9 @@ export function kumoCloudConfig(spec: SeedSpec): Record<string, unknown> {
     }
     cc.ssh_keys = sk;
     cc.ssh_deletekeys = false;
+    // cloud-init (before 23.2) writes the public halves from ssh_keys with mode 0600; OpenSSH makes
+    // them 0644, and tools that read them as a user need that. Fixed once cloud-init wrote them.
+    cc.runcmd = spec.hostKeys.map((k) => ['chmod', '0644', `/etc/ssh/ssh_host_${k.type}_key.pub`]);
   }
   return cc;
 }

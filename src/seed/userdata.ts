@@ -32,7 +32,7 @@
  * `classifyUserData` (src/core/user-data-format.ts) is the one place that tells kinds of user-data apart; the spec validator
  * (content or a path? is it valid?), `loadUserData` and `composeUserData` all use it.
  */
-import { LineCounter, parseDocument, stringify, type ErrorCode } from 'yaml';
+import { LineCounter, parseDocument, stringify, visit, isScalar, type Document, type ErrorCode } from 'yaml';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
@@ -79,7 +79,40 @@ function yamlIssues(text: string, source: string): { value: unknown; issues: Val
       hint: codeHint(e.code),
     });
   }
-  return { value: issues.length ? undefined : doc.toJS(), issues };
+  if (!issues.length) issues.push(...structureIssues(doc, lineCounter, source));
+  if (issues.length) return { value: undefined, issues };
+  try {
+    return { value: doc.toJS(), issues };
+  } catch (e) {
+    // An alias yaml refuses to expand (e.g. more aliases than its limit): a user's mistake, not ours.
+    return { value: undefined, issues: [{ path: source, message: (e as Error).message.split('\n')[0]!, hint: 'use fewer YAML aliases (&anchor / *alias), or write the values out' }] };
+  }
+}
+
+/**
+ * What valid YAML may still hold that a cloud-config must not: an alias to an anchor that is not
+ * set (yaml throws on it), an alias inside the node it names (a structure that contains itself,
+ * which no merge or writer can walk), and a `__proto__` key (it would set the prototype of the
+ * object it is merged into instead of becoming a key).
+ */
+function structureIssues(doc: Document.Parsed, lc: LineCounter, source: string): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  const at = (range: readonly number[] | null | undefined) => {
+    if (!range) return 'unknown position';
+    const p = lc.linePos(range[0]!);
+    return `line ${p.line}, column ${p.col}`;
+  };
+  visit(doc, {
+    Alias(_, node, path) {
+      const target = node.resolve(doc);
+      if (!target) issues.push({ path: source, message: `${at(node.range)}: the alias *${node.source} names no anchor set before it`, hint: `set the anchor (&${node.source}) before the alias, or write the value out` });
+      else if ((path as readonly unknown[]).includes(target)) issues.push({ path: source, message: `${at(node.range)}: the alias *${node.source} is inside the node it names (a structure that contains itself)`, hint: 'an alias may only repeat a node defined elsewhere; write the value out' });
+    },
+    Pair(_, pair) {
+      if (isScalar(pair.key) && pair.key.value === '__proto__') issues.push({ path: source, message: `${at(pair.key.range)}: the key '__proto__' is not allowed`, hint: 'remove it: cloud-init has no such key' });
+    },
+  });
+  return issues;
 }
 
 function codeHint(code: ErrorCode): string {
@@ -154,6 +187,7 @@ function mergeUsers(kumoUsers: unknown[], userUsers: unknown[]): unknown[] {
 export function mergeCloudConfig(kumoPart: Obj, user: Obj): Obj {
   const out: Obj = { ...kumoPart };
   for (const [k, v] of Object.entries(user)) {
+    if (k === '__proto__') continue; // refused by parseCloudConfig; never assigned (it would replace out's prototype)
     if (k === 'users') out.users = mergeUsers(asList(kumoPart.users), asList(v));
     else if ((APPEND_KEYS as readonly string[]).includes(k)) out[k] = appendUnique(asList(kumoPart[k]), asList(v));
     else if (k === 'ssh_keys' && isObj(v) && isObj(kumoPart.ssh_keys)) out.ssh_keys = { ...kumoPart.ssh_keys, ...v };

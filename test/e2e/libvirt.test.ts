@@ -82,6 +82,12 @@ describe('an instance on libvirt, end to end', { skip }, () => {
     assert.equal(parseKumoMetadata(xml)?.dir, join(paths.instances, NAME));
     const out = await vm().exec('cat /etc/kumo-lv; echo; hostname', { check: true });
     assert.equal(out.stdout, 'from libvirt\n' + `${NAME}\n`);
+    // The host key kumo made: its public half readable by all as OpenSSH makes it, its private half 0600.
+    const modes = await vm().exec('stat -c %a /etc/ssh/ssh_host_ed25519_key.pub; sudo stat -c %a /etc/ssh/ssh_host_ed25519_key; cat /etc/ssh/ssh_host_ed25519_key.pub', { check: true });
+    const [pubMode, privMode, pub] = modes.stdout.split('\n');
+    assert.equal(pubMode, '644');
+    assert.equal(privMode, '600');
+    assert.equal(pub!.split(' ').slice(0, 2).join(' '), (await readFile(join(paths.instances, NAME, 'ssh_host_ed25519_key.pub'), 'utf8')).split(' ').slice(0, 2).join(' '));
   });
 
   test('ports while running, the serial console, list beside a QEMU-driver instance, disks in use', async () => {

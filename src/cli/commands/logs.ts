@@ -15,7 +15,9 @@ const logs: CommandDef = {
     const lib = await import('../../instance/index.js');
     const paths = await ctx.paths();
     const tail = optInt(args, 'tail', 0, 2 ** 40);
-    await lib.streamConsoleLog(paths, argString(args, 'name')!, (c) => ctx.out.stdout.write(c), {
+    // Guest bytes reach a terminal only with their control characters defused; a pipe gets them as they are.
+    const clean = ctx.out.tty ? (await import('../../core/text.js')).terminalSanitizer() : undefined;
+    await lib.streamConsoleLog(paths, argString(args, 'name')!, (c) => ctx.out.stdout.write(clean ? clean(c) : c), {
       follow: optBool(args, 'follow'),
       signal: ctx.signal,
       ...(tail !== undefined ? { tailBytes: tail } : {}),

@@ -39,6 +39,8 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
   let home: string;
   let base: string;
   const driver = new LibvirtDriver();
+  /** The test daemon's URI, as a regular expression. */
+  const uriRe = () => lv.uri.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
   async function instance(name: string, driverOptions: Record<string, unknown> = {}): Promise<InstanceRuntime> {
     const paths = pathsFor(home);
@@ -223,11 +225,11 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     const st = await driver.status(rt);
     assert.equal(st.state, 'unknown');
     assert.match(st.detail ?? '', /cannot reach libvirt/);
-    await assert.rejects(new Virsh('foo:///system').ping(), (e: Error & { code?: string }) => e.code === 'LIBVIRT_URI_UNKNOWN');
-    await assert.rejects(new Virsh('qemu:///bogus').ping(), (e: Error & { code?: string }) => e.code === 'LIBVIRT_URI_UNKNOWN');
+    await assert.rejects(new Virsh(lv.uri.replace(/^qemu\+unix:/, 'foo+unix:')).ping(), (e: Error & { code?: string }) => e.code === 'LIBVIRT_URI_UNKNOWN');
+    await assert.rejects(new Virsh(lv.uri.replace('/system?', '/bogus?')).ping(), (e: Error & { code?: string }) => e.code === 'LIBVIRT_URI_UNKNOWN');
     // Another user on the root-only socket.
     const mod = new URL('../../../src/driver/libvirt/index.js', import.meta.url).pathname;
-    const script = `import { Virsh } from '${mod}'; try { await new Virsh('qemu:///system').ping(); console.log('{}'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, hint: e.hint })); }`;
+    const script = `import { Virsh } from '${mod}'; try { await new Virsh(${JSON.stringify(lv.uri)}).ping(); console.log('{}'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, hint: e.hint })); }`;
     const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', cwd: '/' });
     const j = JSON.parse(r.stdout.trim() || '{}') as { code?: string; message?: string; hint?: string };
     assert.equal(j.code, 'LIBVIRT_PERMISSION_DENIED', r.stdout + r.stderr);
@@ -235,16 +237,16 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     assert.match(j.hint ?? '', /libvirt' group|qemu:\/\/\/session/);
   });
 
-  test('remote URI over loopback TCP with a storage pool: volumes backed by the uploaded base, removed on delete (never the base)', async () => {
+  test('a transport URI (qemu+unix, the test daemon\'s private socket) with a storage pool: volumes backed by the uploaded base, removed on delete (never the base)', async () => {
     const poolDir = join(home, 'pool');
     await mkdir(poolDir, { recursive: true });
-    assert.equal(virsh(lv.tcpUri, 'pool-define-as', 'kumotest', 'dir', '--target', poolDir).status, 0);
-    assert.equal(virsh(lv.tcpUri, 'pool-start', 'kumotest').status, 0);
-    const rt = await instance('remote1', { connect: lv.tcpUri, pool: 'kumotest' });
+    assert.equal(virsh(lv.uri, 'pool-define-as', 'kumotest', 'dir', '--target', poolDir).status, 0);
+    assert.equal(virsh(lv.uri, 'pool-start', 'kumotest').status, 0);
+    const rt = await instance('remote1', { connect: lv.uri, pool: 'kumotest' });
     const r = await driver.start(rt);
-    assert.equal(virsh(lv.tcpUri, 'domstate', 'remote1').out.trim(), 'running');
+    assert.equal(virsh(lv.uri, 'domstate', 'remote1').out.trim(), 'running');
     assert.ok(await listening(r.sshPort));
-    const vols = virsh(lv.tcpUri, 'vol-list', '--pool', 'kumotest').out;
+    const vols = virsh(lv.uri, 'vol-list', '--pool', 'kumotest').out;
     assert.match(vols, /kumo-remote1-disk\.qcow2/);
     assert.match(vols, /kumo-remote1-seed\.iso/);
     const baseVol = /(kumo-base-\S+)/.exec(vols)?.[1];
@@ -259,12 +261,12 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     assert.ok(disks.some((d) => d.disk === join(poolDir, 'kumo-remote1-disk.qcow2') && /remote1/.test(d.owner)), JSON.stringify(disks));
     await driver.stop(rt, { force: true });
     await driver.purge(rt);
-    const after = virsh(lv.tcpUri, 'vol-list', '--pool', 'kumotest').out;
+    const after = virsh(lv.uri, 'vol-list', '--pool', 'kumotest').out;
     assert.doesNotMatch(after, /kumo-remote1-/);
     assert.match(after, new RegExp(baseVol!.replace(/\./g, '\\.')), 'the base volume stays');
-    virsh(lv.tcpUri, 'vol-delete', '--pool', 'kumotest', baseVol!);
-    virsh(lv.tcpUri, 'pool-destroy', 'kumotest');
-    virsh(lv.tcpUri, 'pool-undefine', 'kumotest');
+    virsh(lv.uri, 'vol-delete', '--pool', 'kumotest', baseVol!);
+    virsh(lv.uri, 'pool-destroy', 'kumotest');
+    virsh(lv.uri, 'pool-undefine', 'kumotest');
   });
   test('CLI: create --driver libvirt --connect URI --pool, list/info show the driver, delete removes the domain and its volumes (never the base); --connect with --driver qemu is refused', async () => {
     const h = await mkdtemp('/tmp/kumo-lv-cli-');
@@ -298,7 +300,7 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
       let rows = JSON.parse(r.stdout) as { name: string; status: string; driver: string; connect?: string; desync?: string; ssh?: string }[];
       assert.deepEqual(rows.map((x) => [x.name, x.status, x.driver, x.connect, x.desync]), [['clix', 'stopped', 'libvirt', lv.uri, undefined]]);
       r = await kumo(['--home', h, 'list']);
-      assert.match(r.stdout, /clix\s+stopped\s+libvirt qemu:\/\/\/system/);
+      assert.match(r.stdout, new RegExp(`clix\\s+stopped\\s+libvirt ${uriRe()}`));
 
       // Started without an OS (a blank disk): the domain and its volumes exist, ssh is forwarded.
       r = await kumo(['--home', h, 'start', 'clix', '--no-wait']);
@@ -318,7 +320,7 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
       const info = JSON.parse(r.stdout) as { driver: { name: string; options: Record<string, string> } };
       assert.deepEqual(info.driver, { name: 'libvirt', options: { connect: lv.uri, pool: 'kumocli' } });
       r = await kumo(['--home', h, 'info', 'clix']);
-      assert.match(r.stdout, /driver:\s+libvirt \(connect qemu:\/\/\/system, pool kumocli\)/);
+      assert.match(r.stdout, new RegExp(`driver:\\s+libvirt \\(connect ${uriRe()}, pool kumocli\\)`));
 
       // delete: refused while running, then with --force the domain and the instance's volumes go.
       r = await kumo(['--home', h, 'delete', 'clix']);
@@ -359,7 +361,7 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
       const rows = JSON.parse(r.stdout) as { name: string; status: string; driver: string; connect?: string; desync?: string; detail?: string }[];
       const by = Object.fromEntries(rows.map((x) => [x.name, x]));
       assert.equal(by.clid?.status, 'stopped');
-      assert.match(by.clid?.detail ?? '', /not defined in libvirt at qemu:\/\/\/system/);
+      assert.match(by.clid?.detail ?? '', new RegExp(`not defined in libvirt at ${uriRe()}`));
       assert.match(by.clid?.desync ?? '', /kumo start clid/);
       assert.equal(by.clio?.status, 'orphan');
       assert.equal(by.clio?.driver, 'libvirt');
@@ -368,7 +370,7 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
       r = await kumo(['--home', h, 'list']);
       assert.match(r.stdout, /clid\s+stopped \(de-sync\)/);
       assert.match(r.stdout, /clio\s+orphan\s+libvirt/);
-      assert.match(r.stderr, /clio: libvirt domain 'clio' at qemu:\/\/\/system is stopped but its instance folder .* is gone; remove it with: kumo repair clio/);
+      assert.match(r.stderr, new RegExp(`clio: libvirt domain 'clio' at ${uriRe()} is stopped but its instance folder .* is gone; remove it with: kumo repair clio`));
 
       // repair NAME removes only that orphan; the de-synced instance is reported with what fixes it.
       r = await kumo(['--home', h, 'repair', '--json']);
@@ -393,7 +395,7 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
       assert.deepEqual((JSON.parse(r.stdout) as { name: string; status: string }[]).map((x) => [x.name, x.status]), [['cliz', 'orphan']]);
       r = await kumo(['--home', h, 'repair', 'cliz']);
       assert.equal(r.code, 5, r.stderr);
-      assert.match(r.stderr, /libvirt domain 'cliz' at qemu:\/\/\/system \(instance 'cliz'\) is running/);
+      assert.match(r.stderr, new RegExp(`libvirt domain 'cliz' at ${uriRe()} \\(instance 'cliz'\\) is running`));
       assert.match(r.stderr, /hint: .*kumo repair --force cliz/);
       assert.equal(virsh(lv.uri, 'domstate', 'cliz').out.trim(), 'running', 'left alone without --force');
       r = await kumo(['--home', h, 'repair', '--force', 'cliz']);

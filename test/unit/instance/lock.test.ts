@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, readFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -88,4 +89,43 @@ test('across processes: of 6 racing for one lock (even a stale one), exactly one
     );
     assert.equal(outs.filter((o) => o === 'won').length, 1, outs.join(','));
     assert.equal(outs.filter((o) => o === 'LOCKED').length, 5, outs.join(','));
+  }));
+
+test('a stale lock being broken by nobody: a dead breaker is removed at once; an unreadable young one is waited for only as long as the caller allows', () =>
+  withDir(async (d) => {
+    const p = join(d, 'lock');
+    const dead = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => dead.on('close', r));
+    const ghost = JSON.stringify({ pid: dead.pid, op: 'create', at: 'then' });
+    // The breaker of a process that died while breaking: removed, the lock taken.
+    await writeFile(p, ghost);
+    await writeFile(`${p}.break`, JSON.stringify({ pid: dead.pid, op: 'create', at: 'then', id: 'x' }));
+    const l = await acquireLock(p, { op: 'delete', what: "instance 'web'" });
+    assert.equal(JSON.parse(await readFile(p, 'utf8')).pid, process.pid);
+    assert.equal(existsSync(`${p}.break`), false);
+    await l.release();
+    // An empty breaker (an older kumo's, just made): the caller's wait limit holds, it is not ignored.
+    await writeFile(p, ghost);
+    await writeFile(`${p}.break`, '');
+    await assert.rejects(acquireLock(p, { op: 'delete', what: "instance 'web'", waitMs: 300 }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'LOCKED');
+      assert.match(e.message, /instance 'web' is busy/);
+      return true;
+    });
+    // A caller that aborts is not kept spinning either.
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    await assert.rejects(acquireLock(p, { op: 'delete', what: 'x', waitMs: 60_000, signal: ac.signal }), (e: Error & { code?: string }) => e.code === 'INTERRUPTED');
+  }));
+
+test('the lock file is made whole: it holds its owner from the moment it exists, and no temp file is left beside it', () =>
+  withDir(async (d) => {
+    const p = join(d, 'lock');
+    const l = await acquireLock(p, { op: 'create', what: 'x' });
+    const o = JSON.parse(await readFile(p, 'utf8')) as { pid: number; id?: string };
+    assert.equal(o.pid, process.pid);
+    assert.match(o.id ?? '', /^[0-9a-f]{16}$/);
+    assert.deepEqual(await readdir(d), ['lock']);
+    await l.release();
+    assert.deepEqual(await readdir(d), []);
   }));

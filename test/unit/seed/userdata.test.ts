@@ -161,3 +161,46 @@ test('one classification: user-data content or a path, and what cloud-init would
     assert.equal(userDataProblem(Buffer.from(text)), undefined, text);
   assert.match(userDataProblem(Buffer.from('\ufeffhello\n'))!, /does not recognise/);
 });
+
+test('YAML aliases that cannot be expanded are refused with their position and a hint, not an internal error', () => {
+  const cases: [string, RegExp][] = [
+    ['#cloud-config\nruncmd: &x [*x]\n', /line 2, column 13: the alias \*x is inside the node it names/],
+    ['#cloud-config\nwrite_files:\n  - &f {path: /a, content: *f}\n', /line 3, column 28: the alias \*f is inside the node it names/],
+    ['#cloud-config\npackages: [*nope]\n', /line 2, column 12: the alias \*nope names no anchor set before it/],
+  ];
+  for (const [text, re] of cases) {
+    for (const run of [() => composeUserData(kumoPart(), text, 'my.yaml'), () => seedFiles({ instanceId: 'i-1', sshAuthorizedKeys: [KEY], userData: text })]) {
+      assert.throws(run, (e: unknown) => {
+        assert.ok(e instanceof ValidationError, String(e));
+        assert.equal(e.code, 'INVALID');
+        assert.match(e.message, re);
+        assert.ok(e.hint, 'with a hint');
+        return true;
+      });
+    }
+  }
+  // A well-formed alias still works.
+  const out = cc(composeUserData(kumoPart(), '#cloud-config\nx-pkgs: &p [git]\npackages: *p\n'));
+  assert.deepEqual(out.packages, ['git']);
+});
+
+test("a '__proto__' key is refused: it can never turn the user-data into something else or drop kumo's user and keys", () => {
+  for (const text of ['#cloud-config\n__proto__: [1]\npackages: [git]\n', '#cloud-config\nssh_keys:\n  __proto__: {a: 1}\n', '#cloud-config\nusers:\n  - name: kumo\n    __proto__: {}\n']) {
+    assert.throws(() => composeUserData(kumoPart(), text), (e: unknown) => {
+      assert.ok(e instanceof ValidationError, String(e));
+      assert.match(e.message, /the key '__proto__' is not allowed/);
+      assert.ok(e.hint);
+      return true;
+    });
+  }
+});
+
+test('host public keys are made 0644 in the guest (cloud-init writes them 0600), before the user\'s commands', () => {
+  const spec: SeedSpec = {
+    instanceId: 'i-2',
+    hostKeys: [{ type: 'ed25519', privateKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----', publicKey: KEY }],
+  };
+  const out = cc(composeUserData(kumoCloudConfig(spec), '#cloud-config\nruncmd: [[touch, /x]]\n'));
+  assert.deepEqual(out.runcmd, [['chmod', '0644', '/etc/ssh/ssh_host_ed25519_key.pub'], ['touch', '/x']]);
+  assert.equal(cc(composeUserData(kumoCloudConfig({ instanceId: 'i-3' }))).runcmd, undefined, 'no host keys, no command');
+});
