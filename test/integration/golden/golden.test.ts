@@ -117,7 +117,7 @@ test('CLI: kumo snapshot create/list --json/restore/delete, exit codes of errors
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual((JSON.parse(r.stdout) as { name: string }[]).map((s) => s.name), ['a']);
   r = await kumo(['snapshot', 'restore', 'snapcli', 'zzz'], { home });
-  assert.notEqual(r.code, 0);
+  assert.equal(r.code, 4, r.stderr); // not found
   assert.match(r.stderr, /no snapshot named 'zzz'/);
   r = await kumo(['snapshot', 'delete', 'snapcli', 'a'], { home });
   assert.equal(r.code, 0, r.stderr);
@@ -269,7 +269,8 @@ test('disk full: consolidate and capture fail with DISK_FULL, leave the instance
   const mnt = join(root, 'small');
   await mkdir(mnt);
   const m = sh('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mnt]);
-  if (m.code !== 0) return; // no mount rights here: nothing to test
+  // as root a tmpfs mount must work: a test that cannot set itself up fails, it never passes silently
+  assert.equal(m.code, 0, `cannot mount a tmpfs for the disk-full test: ${m.stderr}`);
   try {
     const p = await ensureHome({ home: join(mnt, 'home') });
     const base = join(root, 'big-base.qcow2');
@@ -298,7 +299,7 @@ test('disk full: consolidate and capture fail with DISK_FULL, leave the instance
     assert.equal(await sha(disk), before);
     // the CLI says it plainly
     const r = await kumo(['consolidate', 'full'], { home: p.home });
-    assert.notEqual(r.code, 0);
+    assert.equal(r.code, 6, r.stderr); // an environment error (DISK_FULL)
     assert.match(r.stderr, /not enough space/);
     await deleteInstance(p, 'full');
   } finally {

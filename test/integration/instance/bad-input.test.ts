@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { execFileSync } from 'node:child_process';
-import { kumo } from '../../helpers/cli.js';
+import { kumo, KUMO_BIN } from '../../helpers/cli.js';
 
 let home = '';
 let work = '';
@@ -185,7 +185,7 @@ test('create rolls back what it made when a step fails after the folder was clai
   }
 });
 
-test('logs: the whole console, a tail, and --follow picks up what is appended', async () => {
+test('logs: the whole console, a tail, and --follow (library and kumo logs --follow) picks up what is appended', async () => {
   assert.equal((await k(['create', img, '--name', 'lg'])).code, 0);
   const log = join(home, 'instances', 'lg', 'serial.log');
   await writeFile(log, 'line one\nline two\n');
@@ -204,5 +204,24 @@ test('logs: the whole console, a tail, and --follow picks up what is appended', 
   ac.abort();
   await done;
   assert.equal(got, 'line one\nline two\nline three\n');
+
+  // and the command itself: `kumo logs --follow` prints what is appended until Ctrl-C
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [KUMO_BIN, 'logs', 'lg', '--follow'], { env: { ...process.env, KUMO_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const until = async (what: string) => {
+    for (let i = 0; i < 400 && !out.includes(what); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(out.includes(what), `kumo logs --follow never printed '${what}': ${out}${err}`);
+  };
+  await until('line three');
+  await appendFile(log, 'line four \x1b[2J\n'); // a guest's terminal escape, passed on as is to a pipe
+  await until('line four');
+  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, err); // Ctrl-C is how a follow ends (as journalctl -f): not an error
+  assert.equal(out, 'line one\nline two\nline three\nline four \x1b[2J\n');
   assert.equal((await k(['delete', 'lg'])).code, 0);
 });
