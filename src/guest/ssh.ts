@@ -2,11 +2,14 @@
  * SSH into instances with the system `ssh` and `scp`, always by argv. Every connection pins the
  * host key: the instance's own known_hosts, under its alias, with StrictHostKeyChecking=yes, and
  * the user's ~/.ssh/config is ignored (-F /dev/null) so that kumo behaves the same everywhere.
+ * Connections are shared through one master per instance (see master.ts) when `controlPath` is
+ * given; sshExec finds it by itself.
  */
 import { spawn } from 'node:child_process';
 import { run, type RunOptions } from '../core/exec.js';
 import { ToolMissingError } from '../core/errors.js';
 import { debug, formatArgv } from '../core/log.js';
+import { controlOptions, controlPathFor, closeMasterAt, removeStaleSocket } from './master.js';
 
 export interface SshTarget {
   /** Instance name (for the host key alias and messages). */
@@ -28,6 +31,8 @@ export interface SshArgvOptions {
   connectTimeoutSec?: number;
   /** Extra -o options. */
   extra?: string[];
+  /** Share the connection through the master at this ControlPath (see master.ts). */
+  controlPath?: string;
 }
 
 /** Options common to ssh and scp. */
@@ -46,6 +51,7 @@ export function sshOptions(t: SshTarget, o: SshArgvOptions = {}): string[] {
     'ServerAliveInterval=15',
     'ServerAliveCountMax=4',
     'LogLevel=ERROR',
+    ...(o.controlPath ? controlOptions(o.controlPath) : []),
     ...(o.extra ?? []),
   ];
   return ['-F', '/dev/null', '-i', t.identity, ...opts.flatMap((x) => ['-o', x])];
@@ -80,17 +86,59 @@ export interface ExecResult {
   stderr: string;
 }
 
-/** Run a command in the guest and collect its result. Exit 255 is ssh's own failure. */
-export async function sshExec(t: SshTarget, command: string, o: SshArgvOptions & Pick<RunOptions, 'input' | 'timeoutMs' | 'signal' | 'onStdout' | 'onStderr'> = {}): Promise<ExecResult> {
-  const r = await run('ssh', sshArgv(t, command, o), {
-    allowFailure: true,
-    ...(o.input !== undefined ? { input: o.input } : {}),
-    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-    ...(o.signal ? { signal: o.signal } : {}),
-    ...(o.onStdout ? { onStdout: o.onStdout } : {}),
-    ...(o.onStderr ? { onStderr: o.onStderr } : {}),
-  });
-  return { code: r.code ?? 255, stdout: r.stdout, stderr: r.stderr };
+/** ssh's complaints about a master that is there but cannot serve (its connection is gone). */
+const MUX_FAILURE = /mux_client|control socket|ControlSocket|master (?:is )?(?:dead|refused|failed)|read from master failed|Session open refused by peer/i;
+
+export interface SshExecOptions extends SshArgvOptions, Pick<RunOptions, 'input' | 'timeoutMs' | 'signal' | 'onStdout' | 'onStderr'> {
+  /** Share the instance's master connection (default true; KUMO_SSH_SHARING=0 turns it off everywhere). */
+  share?: boolean;
+}
+
+/** The ControlPath to use for `t` (undefined: no sharing). OpenSSH itself replaces a socket whose master died. */
+export async function sharedControlPath(t: SshTarget, share = true): Promise<string | undefined> {
+  if (!share) return undefined;
+  return controlPathFor(t).catch(() => undefined);
+}
+
+/**
+ * Run a command in the guest and collect its result. Exit 255 is ssh's own failure. Shared by
+ * default: a master that is there but broken is closed and the command run once more.
+ */
+export async function sshExec(t: SshTarget, command: string, o: SshExecOptions = {}): Promise<ExecResult> {
+  const { share, ...rest } = o;
+  const cp = rest.controlPath ?? (await sharedControlPath(t, share));
+  const once = async (controlPath: string | undefined) => {
+    const r = await run('ssh', sshArgv(t, command, { ...rest, ...(controlPath ? { controlPath } : {}) }), {
+      allowFailure: true,
+      ...(o.input !== undefined ? { input: o.input } : {}),
+      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.onStdout ? { onStdout: o.onStdout } : {}),
+      ...(o.onStderr ? { onStderr: o.onStderr } : {}),
+    });
+    return { code: r.code ?? 255, stdout: r.stdout, stderr: r.stderr };
+  };
+  if (!cp) return once(undefined);
+  const r = await once(cp);
+  if (r.code === 255 && !r.stdout && MUX_FAILURE.test(r.stderr)) {
+    debug(() => `ssh sharing: the master at ${cp} failed (${r.stderr.trim().split('\n').pop()}); replacing it`);
+    await closeMasterAt(cp);
+    return once(cp);
+  }
+  return r;
+}
+
+/** Options for sshArgv/scpArgv that share the target's master (none when sharing is off); a stale socket is removed first. */
+export async function sharedArgvOptions(t: SshTarget, share = true): Promise<{ controlPath?: string }> {
+  const controlPath = await prepareShared(t, share);
+  return controlPath ? { controlPath } : {};
+}
+
+/** Before a copy (scp): clear a stale socket so that scp starts a new master instead of failing. */
+export async function prepareShared(t: SshTarget, share = true): Promise<string | undefined> {
+  const cp = await sharedControlPath(t, share);
+  if (cp) await removeStaleSocket(cp);
+  return cp;
 }
 
 /** Run ssh (or scp) with the terminal inherited; resolves with its exit code. */

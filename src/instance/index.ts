@@ -26,7 +26,7 @@ export {
   type PortList,
   type OpOptions,
 } from './lifecycle.js';
-export { Instance, launch, getInstance, ExecFailedError, type LaunchOptions, type ExecOptions } from './instance.js';
+export { Instance, launch, getInstance, ExecFailedError, CommandNotFoundError, ExecTimeoutError, type LaunchOptions, type ExecOptions, type CopyOptions } from './instance.js';
 export {
   instanceDir,
   instanceFiles,

@@ -17,6 +17,7 @@ import { macFor, qemuFiles } from '../driver/qemu/argv.js';
 import { ensureDefaultKey, generateHostKey, hostKeyAlias, userKey, writeKnownHosts } from '../guest/keys.js';
 import { NotReadyError, waitReady, type ReadyResult } from '../guest/ready.js';
 import type { SshTarget } from '../guest/ssh.js';
+import { closeMaster } from '../guest/master.js';
 import { writeSeed } from '../seed/index.js';
 import { createOverlay, resolveImage, type BaseImage } from './deps.js';
 import {
@@ -324,6 +325,8 @@ export async function stopInstance(paths: KumoPaths, name: string, opts: StopIns
   const driver = await driverFor(rec);
   const rt = runtimeFor(paths, rec);
   const st = await driver.status(rt);
+  // The shared ssh connection goes with the machine (also when it crashed: its socket is removed).
+  await closeMaster(await resolveSshTarget(paths, rec).catch(() => sshTargetFor(paths, rec)));
   if (st.state === 'stopped' || st.state === 'crashed') {
     await driver.cleanup(rt);
     return { wasRunning: false };
@@ -365,6 +368,7 @@ export async function deleteInstance(paths: KumoPaths, name: string, opts: Delet
     if (!opts.force) throw new ConflictError('INSTANCE_RUNNING', `instance '${name}' is running`, { hint: `stop it first (kumo stop ${name}) or use: kumo delete --force ${name}` });
     await driver.stop(rt, { force: true, ...opts });
   }
+  if (rec) await closeMaster(await resolveSshTarget(paths, rec).catch(() => sshTargetFor(paths, rec!)));
   await driver.cleanup(rt);
   // What the backend keeps for the instance's whole life (a libvirt domain, its volumes).
   await driver.purge?.(rt);

@@ -16,7 +16,7 @@ const exec: CommandDef = {
     const guest = await import('../../guest/index.js');
     const paths = await ctx.paths();
     const t = await requireRunning(paths, argString(args, 'name')!);
-    return guest.spawnInherited('ssh', guest.sshArgv(t, guest.shellQuote(args.rest), { tty: false }), ctx.signal);
+    return guest.spawnInherited('ssh', guest.sshArgv(t, guest.shellQuote(args.rest), { tty: false, ...(await guest.sharedArgvOptions(t)) }), ctx.signal);
   },
 };
 export default exec;
