@@ -6,8 +6,8 @@
  * given; sshExec finds it by itself.
  */
 import { spawn } from 'node:child_process';
-import { run, type RunOptions } from '../core/exec.js';
-import { ToolMissingError } from '../core/errors.js';
+import type { RunOptions } from '../core/exec.js';
+import { InterruptedError, TimeoutError, ToolMissingError } from '../core/errors.js';
 import { debug, formatArgv } from '../core/log.js';
 import { controlOptions, controlPathFor, closeMasterAt, removeStaleSocket } from './master.js';
 
@@ -107,17 +107,7 @@ export async function sharedControlPath(t: SshTarget, share = true): Promise<str
 export async function sshExec(t: SshTarget, command: string, o: SshExecOptions = {}): Promise<ExecResult> {
   const { share, ...rest } = o;
   const cp = rest.controlPath ?? (await sharedControlPath(t, share));
-  const once = async (controlPath: string | undefined) => {
-    const r = await run('ssh', sshArgv(t, command, { ...rest, ...(controlPath ? { controlPath } : {}) }), {
-      allowFailure: true,
-      ...(o.input !== undefined ? { input: o.input } : {}),
-      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-      ...(o.signal ? { signal: o.signal } : {}),
-      ...(o.onStdout ? { onStdout: o.onStdout } : {}),
-      ...(o.onStderr ? { onStderr: o.onStderr } : {}),
-    });
-    return { code: r.code ?? 255, stdout: r.stdout, stderr: r.stderr };
-  };
+  const once = (controlPath: string | undefined) => runSsh(sshArgv(t, command, { ...rest, ...(controlPath ? { controlPath } : {}) }), o);
   if (!cp) return once(undefined);
   const r = await once(cp);
   if (r.code === 255 && !r.stdout && MUX_FAILURE.test(r.stderr)) {
@@ -132,6 +122,71 @@ export async function sshExec(t: SshTarget, command: string, o: SshExecOptions =
 export async function sharedArgvOptions(t: SshTarget, share = true): Promise<{ controlPath?: string }> {
   const controlPath = await prepareShared(t, share);
   return controlPath ? { controlPath } : {};
+}
+
+const MAX_BUFFER = 16 * 1024 * 1024;
+
+/**
+ * Run ssh to completion, collecting its output. Unlike core's run(), a stop (signal, timeout)
+ * settles when ssh exits, without waiting for its pipes to close: a client of a shared master
+ * has handed its stdio to the master, which holds them until the remote command ends. SIGKILL
+ * follows SIGTERM quickly, because a master's client ignores SIGTERM while it waits.
+ */
+function runSsh(argv: string[], o: Pick<RunOptions, 'input' | 'timeoutMs' | 'signal' | 'onStdout' | 'onStderr'>): Promise<ExecResult> {
+  debug(() => `$ ${formatArgv(['ssh', ...argv])}`);
+  return new Promise((resolve, reject) => {
+    if (o.signal?.aborted) return reject(new InterruptedError('ssh was interrupted'));
+    const child = spawn('ssh', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let outLen = 0;
+    let errLen = 0;
+    let stopped: 'timeout' | 'abort' | undefined;
+    let settled = false;
+    const timers: NodeJS.Timeout[] = [];
+    const finish = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      timers.forEach(clearTimeout);
+      o.signal?.removeEventListener('abort', onAbort);
+      f();
+    };
+    const stop = (why: 'timeout' | 'abort') => {
+      stopped ??= why;
+      child.kill('SIGTERM');
+      const k = setTimeout(() => child.kill('SIGKILL'), 500);
+      k.unref();
+      timers.push(k);
+    };
+    const onAbort = () => stop('abort');
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    if (o.timeoutMs) timers.push(setTimeout(() => stop('timeout'), o.timeoutMs));
+    child.stdout.on('data', (c: Buffer) => {
+      o.onStdout?.(c);
+      if (outLen < MAX_BUFFER) (out.push(c), (outLen += c.length));
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      o.onStderr?.(c);
+      if (errLen < MAX_BUFFER) (err.push(c), (errLen += c.length));
+    });
+    child.stdin.on('error', () => {
+      /* ssh may exit before reading its input */
+    });
+    child.stdin.end(o.input ?? '');
+    const result = (code: number | null): ExecResult => ({ code: code ?? 255, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    const fail = () =>
+      stopped === 'abort'
+        ? new InterruptedError('ssh was interrupted')
+        : new TimeoutError('COMMAND_TIMEOUT', `ssh did not finish within ${Math.round(o.timeoutMs! / 1000)} s`, { hint: 'run again with --debug to see the command line', details: { argv: ['ssh', ...argv] } });
+    child.on('error', (e: NodeJS.ErrnoException) => finish(() => reject(e.code === 'ENOENT' ? new ToolMissingError('ssh', 'openssh-client') : e)));
+    child.on('exit', () => {
+      if (!stopped) return;
+      child.stdout.destroy();
+      child.stderr.destroy();
+      finish(() => reject(fail()));
+    });
+    child.on('close', (code) => finish(() => (stopped ? reject(fail()) : resolve(result(code)))));
+  });
 }
 
 /** Before a copy (scp): clear a stale socket so that scp starts a new master instead of failing. */
