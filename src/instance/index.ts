@@ -15,7 +15,7 @@ export {
 export { instanceStatus, instanceInfo, listInstances, requireRunning, type InstanceStatus, type InstanceState, type InstanceInfo } from './status.js';
 export { addPort, removePort, listPorts, type PortList } from './ports.js';
 export { sshTargetFor, resolveSshTarget } from './ssh-target.js';
-export { Instance, launch, launchInstance, getInstance, homePaths, ExecFailedError, type LaunchOptions, type ExecOptions } from './instance.js';
+export { Instance, launch, launchInstance, getInstance, homePaths, ExecFailedError, CommandNotFoundError, ExecTimeoutError, type LaunchOptions, type ExecOptions, type CopyOptions } from './instance.js';
 // Operations on an instance's disk: qcow2 snapshots, clones.
 export { createSnapshot, listSnapshots, restoreSnapshot, deleteSnapshot, type SnapshotInfo } from './snapshot.js';
 export { cloneInstance, CLONE_USER_DATA, type CloneOptions, type CloneResult } from './clone.js';

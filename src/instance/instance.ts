@@ -3,15 +3,15 @@
  *
  *   await using vm = await launch({ image: 'debian-12', userDataText: '#cloud-config\n...' });
  *   const r = await vm.exec('uname -a');        // { code, stdout, stderr }
- *   await vm.copyTo('./app.tar', '/tmp/app.tar');
+ *   await vm.exec(['make', 'test'], { cwd: '/src', env: { CI: '1' }, check: true });
+ *   await vm.copyIn('./app', '/tmp/app');        // files and folders; copyOut the other way
  *   // leaving the block deletes the VM (Symbol.asyncDispose)
  */
-import { stat } from 'node:fs/promises';
 import { ensureHome, type KumoPaths } from '../config/paths.js';
 import type { InstanceSpecInput } from '../config/spec.js';
 import { KumoError, NotFoundError } from '../core/errors.js';
-import { run } from '../core/exec.js';
-import { remotePath, scpArgv, shellQuote, sshExec, type ExecResult, type SshTarget } from '../guest/ssh.js';
+import type { ExecResult, SshTarget } from '../guest/ssh.js';
+import { copyIn, copyOut, execIn, type CopyOptions, type ExecOptions } from './exec.js';
 import type { ReadyResult } from '../guest/ready.js';
 import type { PortForward } from '../driver/driver.js';
 import { createInstance, newInstanceName } from './create.js';
@@ -28,22 +28,7 @@ export async function homePaths(o: { home?: string; paths?: KumoPaths }): Promis
   return ensureHome({ ...(o.home ? { home: o.home } : {}) });
 }
 
-export interface ExecOptions {
-  /** Text written to the command's stdin. */
-  input?: string | Buffer;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  /** Throw an ExecFailedError when the command exits non-zero (default false: return the code). */
-  check?: boolean;
-}
-
-export class ExecFailedError extends KumoError {
-  constructor(name: string, command: string, r: ExecResult) {
-    super('EXEC_FAILED', 'external', `'${command}' exited with status ${r.code} in instance '${name}'${r.stderr.trim() ? `:\n${r.stderr.trim().split('\n').slice(-8).join('\n')}` : ''}`, {
-      details: { code: r.code },
-    });
-  }
-}
+export { ExecFailedError, CommandNotFoundError, ExecTimeoutError, type ExecOptions, type CopyOptions } from './exec.js';
 
 export class Instance implements AsyncDisposable {
   constructor(
@@ -70,46 +55,32 @@ export class Instance implements AsyncDisposable {
     return resolveSshTarget(this.paths, await this.record());
   }
 
-  /** Run a command in the guest. A string goes to the guest's shell as is; an array is quoted word by word. */
+  /**
+   * Run a command in the guest. A string goes to the guest's shell as is; an array is quoted word
+   * by word. Options: env, cwd, user, stdin, timeoutMs, signal, onStdout/onStderr, check.
+   */
   async exec(command: string | readonly string[], o: ExecOptions = {}): Promise<ExecResult> {
-    const cmd = typeof command === 'string' ? command : shellQuote(command);
-    const t = await this.sshTarget();
-    const r = await sshExec(t, cmd, {
-      ...(o.input !== undefined ? { input: o.input } : {}),
-      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-      ...(o.signal ? { signal: o.signal } : {}),
-    });
-    if (r.code === 255 && /Connection refused|Connection timed out|Host key verification failed|Permission denied|kex_exchange/i.test(r.stderr)) {
-      throw new KumoError('SSH_FAILED', 'external', `cannot ssh into instance '${this.name}': ${r.stderr.trim().split('\n').pop()}`, {
-        hint: `check it is running and ready: kumo info ${this.name}`,
-      });
-    }
-    if (o.check && r.code !== 0) throw new ExecFailedError(this.name, cmd, r);
-    return r;
+    return execIn(await this.sshTarget(), command, o);
   }
 
-  /** Copy a host file or folder into the guest. */
-  async copyTo(localPath: string, guestPath: string, o: { signal?: AbortSignal } = {}): Promise<void> {
-    let st;
-    try {
-      st = await stat(localPath);
-    } catch {
-      throw new NotFoundError('FILE_NOT_FOUND', `${localPath}: no such file or directory`, { hint: 'check the host path' });
-    }
-    const t = await this.sshTarget();
-    await run('scp', scpArgv(t, localPath, remotePath(t, guestPath), { recursive: st.isDirectory() }), {
-      ...(o.signal ? { signal: o.signal } : {}),
-      hint: `check the guest path and that '${this.name}' is running`,
-    });
+  /** Copy a host file or folder (recursively) into the guest. */
+  async copyIn(localPath: string, guestPath: string, o: CopyOptions = {}): Promise<void> {
+    return copyIn(await this.sshTarget(), localPath, guestPath, o);
   }
 
-  /** Copy a guest file or folder to the host. */
-  async copyFrom(guestPath: string, localPath: string, o: { signal?: AbortSignal; recursive?: boolean } = {}): Promise<void> {
-    const t = await this.sshTarget();
-    await run('scp', scpArgv(t, remotePath(t, guestPath), localPath, { recursive: o.recursive ?? true }), {
-      ...(o.signal ? { signal: o.signal } : {}),
-      hint: `check the guest path and that '${this.name}' is running`,
-    });
+  /** Copy a guest file or folder (recursively) to the host. */
+  async copyOut(guestPath: string, localPath: string, o: CopyOptions & { recursive?: boolean } = {}): Promise<void> {
+    return copyOut(await this.sshTarget(), guestPath, localPath, o);
+  }
+
+  /** The older name of copyIn. */
+  copyTo(localPath: string, guestPath: string, o: CopyOptions = {}): Promise<void> {
+    return this.copyIn(localPath, guestPath, o);
+  }
+
+  /** The older name of copyOut. */
+  copyFrom(guestPath: string, localPath: string, o: CopyOptions & { recursive?: boolean } = {}): Promise<void> {
+    return this.copyOut(guestPath, localPath, o);
   }
 
   start(o: OpOptions & { wait?: boolean; timeoutSec?: number } = {}): Promise<{ record: InstanceRecord; ready?: ReadyResult }> {

@@ -9,7 +9,8 @@ import { exists } from '../core/fs.js';
 import { Emitter } from '../events/events.js';
 import { folderDriver, getDriver, type Driver, type SshEndpoint } from '../driver/index.js';
 import { NotReadyError, waitReady, type ReadyResult } from '../guest/ready.js';
-import { endpointFor, sshTargetFor } from './ssh-target.js';
+import { closeMaster } from '../guest/master.js';
+import { endpointFor, resolveSshTarget, sshTargetFor } from './ssh-target.js';
 import {
   IncompleteInstanceError,
   InstanceNotFoundError,
@@ -113,6 +114,8 @@ export async function stopInstance(paths: KumoPaths, name: string, opts: StopIns
   const driver = await getDriver(rec.driver);
   const rt = runtimeFor(paths, rec);
   const st = await driver.status(rt);
+  // The shared ssh connection goes with the machine (also when it crashed: its socket is removed).
+  await closeMaster(await resolveSshTarget(paths, rec).catch(() => sshTargetFor(paths, rec)));
   if (st.state === 'stopped' || st.state === 'crashed') {
     await driver.cleanup(rt);
     return { wasRunning: false };
@@ -151,6 +154,7 @@ export async function deleteInstance(paths: KumoPaths, name: string, opts: Delet
     if (!opts.force) throw new InstanceRunningError(name, { hint: `stop it first (kumo stop ${name}) or use: kumo delete --force ${name}` });
     await driver.stop(rt, { force: true, ...opts });
   }
+  if (rec) await closeMaster(await resolveSshTarget(paths, rec).catch(() => sshTargetFor(paths, rec!)));
   await driver.cleanup(rt);
   // What the backend keeps for the instance's whole life (a libvirt domain, its volumes).
   await driver.purge?.(rt);

@@ -13,11 +13,13 @@ const exec: CommandDef = {
   examples: ['kumo exec web uname -a', 'kumo exec web -- uname -a', 'kumo exec web -- sh -c "cat /etc/os-release | head -1"'],
   async run(ctx, args) {
     if (!args.rest.length) throw new UsageError("'kumo exec' needs a command after the instance name", { hint: 'e.g. kumo exec web uname -a' });
-    const { requireRunning } = await import('../../instance/index.js');
-    const guest = await import('../../guest/index.js');
+    const { liveSharedTarget } = await import('../../instance/live-target.js');
+    const guest = await import('../../guest/ssh.js');
     const paths = await ctx.paths();
-    const t = await requireRunning(paths, argString(args, 'name')!);
-    return guest.spawnInherited('ssh', guest.sshArgv(t, guest.shellQuote(args.rest), { tty: false }), ctx.signal);
+    const name = argString(args, 'name')!;
+    // A live shared master means a running, verified VM: skip the status check (and its imports).
+    const t = (await liveSharedTarget(paths, name)) ?? (await (await import('../../instance/status.js')).requireRunning(paths, name));
+    return guest.spawnInherited('ssh', guest.sshArgv(t, guest.shellQuote(args.rest), { tty: false, ...(await guest.sharedArgvOptions(t)) }), ctx.signal);
   },
 };
 export default exec;

@@ -16,7 +16,7 @@ const ssh: CommandDef = {
     const paths = await ctx.paths();
     const t = await requireRunning(paths, argString(args, 'name')!);
     const cmd = args.rest.length ? guest.shellQuote(args.rest) : undefined;
-    const argv = guest.sshArgv(t, cmd, { tty: !!process.stdin.isTTY });
+    const argv = guest.sshArgv(t, cmd, { tty: !!process.stdin.isTTY, ...(await guest.sharedArgvOptions(t)) });
     if (args.options['print-command']) {
       const { formatArgv } = await import('../../core/log.js');
       ctx.out.line(formatArgv(['ssh', ...argv]));
