@@ -10,13 +10,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { kumo } from '../helpers/cli.js';
 import { testImagePath } from '../helpers/test-image.js';
+import { SEAL_HOOK_PATH } from '../../src/golden/seal.js';
 
 let home = '';
 let work = '';
@@ -98,6 +99,35 @@ async function identity(name: string): Promise<Identity> {
   };
 }
 
+/**
+ * What sealing left in a captured image, read by independent tools without booting it: the image
+ * is converted to raw (qemu-img), its Linux root partition found (sfdisk), and read by debugfs
+ * (e2fsprogs) at that offset.
+ */
+function sealedFacts(imagePath: string): { machineIdBytes: number; hostKeys: string[]; hookPresent: boolean; rootSsh: boolean; marker: string } {
+  const raw = join(work, 'captured.raw');
+  execFileSync('qemu-img', ['convert', '-O', 'raw', imagePath, raw]);
+  try {
+    const pt = JSON.parse(execFileSync('sfdisk', ['--json', raw]).toString()).partitiontable as { partitions: { start: number; type: string }[] };
+    const root = pt.partitions.find((p) => p.type === '83');
+    assert.ok(root, 'the captured image has a Linux root partition');
+    const dev = `${raw}?offset=${root.start * 512}`;
+    const dbg = (cmd: string) => execFileSync('debugfs', ['-R', cmd, dev], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    const stat = (path: string) => spawnSync('debugfs', ['-R', `stat ${path}`, dev], { encoding: 'utf8' });
+    const size = /Size: (\d+)/.exec(stat('/etc/machine-id').stdout);
+    assert.ok(size, `debugfs cannot stat /etc/machine-id in the captured image`);
+    return {
+      machineIdBytes: Number(size[1]),
+      hostKeys: dbg('ls /etc/ssh').split(/\s+/).filter((w) => w.startsWith('ssh_host_')),
+      hookPresent: !/not found/i.test(stat(SEAL_HOOK_PATH).stderr),
+      rootSsh: !/not found/i.test(stat('/root/.ssh').stderr),
+      marker: dbg('cat /etc/golden-marker'),
+    };
+  } finally {
+    rmSync(raw, { force: true });
+  }
+}
+
 test('golden images: customise, snapshot, capture + seal, launch two, clone, consolidate + prune', { timeout: 2_400_000 }, async (t) => {
   const deb = await buildDeb(work);
   const t0 = Date.now();
@@ -142,6 +172,13 @@ test('golden images: customise, snapshot, capture + seal, launch two, clone, con
   assert.equal(info.format, 'qcow2');
   assert.equal(info['backing-filename'], undefined, 'standalone image');
   assert.equal((cap.image.metadata.capturedFrom as { instance: string }).instance, 'src');
+  // the sealed result, read from the captured image itself
+  const sealed = sealedFacts(cap.image.path);
+  assert.equal(sealed.machineIdBytes, 0, 'machine-id is empty in the captured image');
+  assert.deepEqual(sealed.hostKeys, [], 'no ssh host keys in the captured image');
+  assert.equal(sealed.hookPresent, false, 'the one-shot seal hook removed itself');
+  assert.equal(sealed.rootSsh, false, "root's ~/.ssh is gone");
+  assert.equal(sealed.marker, 'made in src\n', 'what the user made is kept');
   assert.ok(cap.image.metadata.parentImage);
   assert.ok(cap.image.metadata.capturedAt);
   // a name that exists
