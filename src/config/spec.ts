@@ -328,7 +328,7 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
     if (!Array.isArray(input.ports)) issues.push({ path: 'ports', message: 'must be a list', hint: 'e.g. ["8080:80"]' });
     else
       input.ports.forEach((p, i) => {
-        const r = typeof p === 'string' ? parsePortForward(p) : typeof p === 'number' ? `${p} is not HOST:GUEST` : portFromObject(p);
+        const r = parsePortForwardInput(p);
         if (typeof r === 'string') issues.push({ path: `ports[${i}]`, message: r, hint: 'HOST:GUEST, e.g. 8080:80' });
         else if (ports.some((q) => q.hostPort === r.hostPort && q.proto === r.proto && q.hostAddr === r.hostAddr))
           issues.push({ path: `ports[${i}]`, message: `host port ${r.hostPort}/${r.proto} is given twice`, hint: 'each host port can forward to one guest port' });
@@ -388,7 +388,16 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
   };
 }
 
-function portFromObject(p: unknown): PortForward | string {
+/**
+ * The one port parser for every entry point (spec files, flags, the library's ports and
+ * addPort): a "HOST:GUEST" string, or an object { host|hostPort, guest|guestPort, addr|hostAddr,
+ * proto }, whose fields are put into the string form and parsed by `parsePortForward`, so that
+ * nothing but digits, an IPv4 address and tcp/udp ever reaches a driver (QEMU's -netdev syntax
+ * would take a `,guestfwd=...` smuggled in a field). An error message when it is none.
+ */
+export function parsePortForwardInput(p: unknown): PortForward | string {
+  if (typeof p === 'string') return parsePortForward(p);
+  if (typeof p === 'number') return `${p} is not HOST:GUEST`;
   if (!p || typeof p !== 'object') return `${JSON.stringify(p)} is not a port forward`;
   const o = p as Record<string, unknown>;
   const host = o.host ?? o.hostPort;

@@ -3,7 +3,7 @@
  * (through the driver's ports capability) and kept in its record for the next start.
  */
 import type { KumoPaths } from '../config/paths.js';
-import { parsePortForward } from '../config/spec.js';
+import { parsePortForwardInput } from '../config/spec.js';
 import { ConflictError, InvalidInputError, NotFoundError, ValidationError } from '../core/errors.js';
 import { getDriver, requireCapability, type Driver, type InstanceRuntime, type PortForward } from '../driver/index.js';
 import { portFree, PortInUseError } from '../driver/net.js';
@@ -15,8 +15,8 @@ export interface PortList {
   running: boolean;
 }
 
-function parsePort(s: string): PortForward {
-  const p = parsePortForward(s);
+function parsePort(s: unknown): PortForward {
+  const p = parsePortForwardInput(s);
   if (typeof p === 'string') throw new ValidationError('invalid port forward', [{ path: 'port', message: p, hint: 'HOST:GUEST, e.g. 8080:80' }]);
   return p;
 }
@@ -28,7 +28,8 @@ async function isRunning(driver: Driver, rt: InstanceRuntime): Promise<boolean> 
 
 /** Add a forward; applied at once when the instance runs (QMP hostfwd_add), and kept in instance.json. */
 export async function addPort(paths: KumoPaths, name: string, spec: string | PortForward, opts: OpOptions = {}): Promise<PortForward> {
-  const fwd = typeof spec === 'string' ? parsePort(spec) : spec;
+  // strings and objects alike go through the one port parser (an object is never trusted as is)
+  const fwd = parsePort(spec);
   await using _lock = await lockInstance(paths, name, 'port add', 5000, opts.signal);
   const rec = await readRecord(paths, name);
   if (rec.ports.some((p) => p.hostPort === fwd.hostPort && p.proto === fwd.proto && p.hostAddr === fwd.hostAddr) || (fwd.proto === 'tcp' && fwd.hostPort === rec.ssh.port)) {

@@ -93,6 +93,23 @@ test('a host port already taken', async () => {
   }
 });
 
+test("the library's addPort takes an object only through the port parser: no QEMU options smuggled in", async () => {
+  assert.equal((await k(['create', img, '--name', 'pa'])).code, 0);
+  const { addPort, readRecord } = await import('../../../src/instance/index.js');
+  const { pathsFor } = await import('../../../src/config/paths.js');
+  const paths = pathsFor(home);
+  const evil = { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 18080, guestPort: '80,guestfwd=tcp:10.0.2.100:1234-cmd:/tmp/x' } as unknown as import('../../../src/driver/driver.js').PortForward;
+  await assert.rejects(addPort(paths, 'pa', evil), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'INVALID');
+    assert.match(e.message, /invalid port forward/);
+    return true;
+  });
+  assert.deepEqual((await readRecord(paths, 'pa')).ports, [], 'nothing was recorded');
+  const ok = await addPort(paths, 'pa', { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 18081, guestPort: 80 });
+  assert.deepEqual((await readRecord(paths, 'pa')).ports, [ok]);
+  assert.equal((await k(['delete', 'pa'])).code, 0);
+});
+
 test('a missing ssh key', async () => {
   const r = await k(['create', img, '--name', 'k1', '--ssh-key', join(work, 'id_none')]);
   assert.equal(r.code, 4);

@@ -4,7 +4,7 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { validateSpec, parsePortForward, loadSpecFile, DEFAULTS } from '../../../src/config/spec.js';
+import { validateSpec, parsePortForward, parsePortForwardInput, loadSpecFile, DEFAULTS } from '../../../src/config/spec.js';
 import { nameIssues } from '../../../src/core/names.js';
 import { parseSize } from '../../../src/core/units.js';
 import { userDataProblem, loadUserData } from '../../../src/seed/userdata.js';
@@ -178,4 +178,23 @@ test('driver names are checked against the registered drivers when given', () =>
   }
   assert.deepEqual(issues.map((i) => i.path), ['driver'], 'no second-guessing of connect when the driver is unknown');
   assert.match(issues[0]!.hint!, /one of: libvirt, qemu/);
+});
+
+test('one port parser for strings and objects: nothing but ports, an IPv4 address and tcp/udp gets through', () => {
+  assert.deepEqual(parsePortForwardInput({ hostPort: 8080, guestPort: 80, hostAddr: '127.0.0.1', proto: 'tcp' }), { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 8080, guestPort: 80 });
+  assert.deepEqual(parsePortForwardInput({ host: 5353, guest: 53, proto: 'udp' }), { proto: 'udp', hostAddr: '127.0.0.1', hostPort: 5353, guestPort: 53 });
+  assert.deepEqual(parsePortForwardInput('8080:80'), { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 8080, guestPort: 80 });
+  // what QEMU's -netdev option syntax would take as more options or a command
+  for (const bad of [
+    { hostPort: 8080, guestPort: '80,guestfwd=tcp:10.0.2.100:1234-cmd:/tmp/script' },
+    { hostPort: '8080,hostfwd=tcp::2222-:22', guestPort: 80 },
+    { hostPort: 8080, guestPort: 80, hostAddr: '0.0.0.0,restrict=off' },
+    { hostPort: 8080, guestPort: 80, proto: 'tcp,x=y' },
+    { hostPort: 8080.5, guestPort: 80 },
+    { hostPort: 8080 },
+    '8080:80,guestfwd=tcp:10.0.2.100:1234-cmd:/bin/sh',
+    null,
+    42,
+  ])
+    assert.equal(typeof parsePortForwardInput(bad), 'string', JSON.stringify(bad));
 });
