@@ -65,10 +65,16 @@ export function specInput(args: ParsedArgs, base: Record<string, unknown>): Reco
   const o: Record<string, unknown> = { ...base };
   const image = argString(args, 'image');
   if (image !== undefined) o.image = image;
+  const explicit: string[] = [];
   for (const [flag, field] of SPEC_FIELDS) {
     const v = optString(args, flag);
-    if (v !== undefined) o[field] = v;
+    if (v !== undefined) {
+      o[field] = v;
+      explicit.push(field);
+    }
   }
+  // which fields the user typed on the command line, as opposed to the --spec file (config/spec.ts EXPLICIT_FIELDS)
+  (o as Record<symbol, unknown>)[Symbol.for('kumo.spec.explicitFields')] = explicit;
   const ports = optList(args, 'port');
   if (ports.length) o.ports = [...((base.ports as unknown[]) ?? []), ...ports];
   return o;

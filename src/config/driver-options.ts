@@ -4,10 +4,15 @@
  * backend (`registerDriverOptionFields`), and the spec validator reads it (or is given a table).
  */
 
+/** Where a field's value came from: `explicit` when the user gave it on the command line (a flag). */
+export interface DriverOptionContext {
+  explicit: boolean;
+}
+
 /** One driver-specific field: its CLI flag, and a pure check returning the value to store or throwing a KumoError (message + hint). */
 export interface DriverOptionField {
   flag: string;
-  check: (v: unknown) => unknown;
+  check: (v: unknown, ctx: DriverOptionContext) => unknown;
 }
 
 /** A driver's fields by spec field name. */

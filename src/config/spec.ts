@@ -160,8 +160,21 @@ function knownFields(fields: DriverOptionTable): Set<string> {
  * issue (with the flag to add), a bad value is an issue with the driver's own message and hint.
  * Returns the options to store (undefined when none was given).
  */
+/**
+ * The key under which the CLI lists the spec fields the user gave on the command line (flags),
+ * as opposed to a spec file: a symbol, so no YAML or JSON document can claim it. A driver may
+ * accept more from an explicit value (libvirt: a URI that runs a program) than from a file.
+ */
+export const EXPLICIT_FIELDS = Symbol.for('kumo.spec.explicitFields');
+
+function explicitFields(input: Record<string | symbol, unknown>): Set<string> {
+  const v = input[EXPLICIT_FIELDS];
+  return new Set(Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+}
+
 export function driverOptionsFrom(input: Record<string, unknown>, driver: string, issues: ValidationIssue[], fields: DriverOptionTable = driverOptionTable()): Record<string, unknown> | undefined {
   const out: Record<string, unknown> = {};
+  const explicit = explicitFields(input);
   for (const [field, value] of Object.entries(input)) {
     const owner = fieldDriver(field, fields);
     if (!owner || value === undefined) continue;
@@ -174,7 +187,7 @@ export function driverOptionsFrom(input: Record<string, unknown>, driver: string
       continue;
     }
     try {
-      out[field] = fields[owner]![field]!.check(value);
+      out[field] = fields[owner]![field]!.check(value, { explicit: explicit.has(field) });
     } catch (e) {
       const err = e as Error & { hint?: string };
       issues.push({ path: field, message: err.message, ...(err.hint ? { hint: err.hint } : {}) });

@@ -337,6 +337,7 @@ export const ERROR_CODES = {
   QMP_TIMEOUT: { kind: 'timeout', meaning: 'a QMP command did not answer in time' },
   XML_INVALID: { kind: 'invalid', meaning: 'libvirt XML cannot be parsed' },
   LIBVIRT_URI_INVALID: { kind: 'invalid', meaning: 'a libvirt connection URI is not valid' },
+  LIBVIRT_URI_UNSAFE: { kind: 'invalid', meaning: 'a libvirt URI from a spec file runs a program or weakens verification, or names an unknown transport' },
   LIBVIRT_URI_UNKNOWN: { kind: 'invalid', meaning: 'libvirt does not understand the connection URI' },
   LIBVIRT_UNREACHABLE: { kind: 'environment', meaning: 'libvirtd cannot be reached (LibvirtUnavailableError)' },
   LIBVIRT_PERMISSION_DENIED: { kind: 'environment', meaning: 'libvirtd refuses the connection' },

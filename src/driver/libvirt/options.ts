@@ -5,15 +5,16 @@
  */
 import { InvalidInputError } from '../../core/errors.js';
 import type { DriverOptionFields } from '../../config/driver-options.js';
-import { parseUri } from './virsh.js';
+import { checkUriSafety } from './virsh.js';
 import { parseNetworkOption, parsePoolOption } from './xml.js';
 
 export const LIBVIRT_OPTION_FIELDS: DriverOptionFields = {
   connect: {
     flag: '--connect',
-    check: (v) => {
+    check: (v, ctx) => {
       if (typeof v !== 'string' || !v) throw new InvalidInputError('LIBVIRT_URI_INVALID', 'must be a libvirt URI', { hint: 'e.g. qemu:///system, qemu:///session or qemu+ssh://user@host/system' });
-      parseUri(v);
+      // a spec file must not run a program or turn off host verification through the URI
+      checkUriSafety(v, ctx.explicit);
       return v;
     },
   },

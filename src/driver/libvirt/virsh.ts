@@ -50,6 +50,42 @@ export function parseUri(uri: string): ParsedUri {
   return p;
 }
 
+/** The transports kumo connects through (`ext` runs a program and needs an explicit --connect). */
+const TRANSPORTS = new Set(['unix', 'ssh', 'libssh', 'libssh2', 'tcp', 'tls', 'ext']);
+/** URI parameters that run a program on this machine or the other end. */
+const RUNS_PROGRAM = new Set(['command', 'netcat']);
+/** URI parameters that turn off or replace the verification of the other end. */
+const WEAKENS_VERIFY = new Set(['no_verify', 'known_hosts_verify', 'known_hosts', 'pkipath']);
+
+/**
+ * What in a libvirt URI must not come from a spec file: an unknown transport (always refused),
+ * the `ext` transport and parameters that run a program (`command`, `netcat`) or weaken the
+ * verification of the other end (`no_verify`, `known_hosts_verify`, `known_hosts`, `pkipath`).
+ * Each is refused unless `explicit` (the user typed the URI on the command line, --connect).
+ * Pure: throws an InvalidInputError naming what it found.
+ */
+export function checkUriSafety(uri: string, explicit: boolean): void {
+  const p = parseUri(uri);
+  if (p.transport && !TRANSPORTS.has(p.transport))
+    throw new InvalidInputError('LIBVIRT_URI_UNSAFE', `'${uri}' uses the transport '${p.transport}', which kumo does not know`, {
+      hint: `use one of: ${[...TRANSPORTS].filter((t) => t !== 'ext').join(', ')} (e.g. qemu+ssh://user@host/system)`,
+      details: { uri },
+    });
+  if (explicit) return;
+  const query = uri.includes('?') ? new URLSearchParams(uri.slice(uri.indexOf('?') + 1)) : new URLSearchParams();
+  const risky = [...new Set([...query.keys()].map((k) => k.toLowerCase()))].filter((k) => RUNS_PROGRAM.has(k) || WEAKENS_VERIFY.has(k));
+  if (p.transport === 'ext' || risky.length) {
+    const what = [
+      ...(p.transport === 'ext' ? ["the 'ext' transport (runs a program)"] : []),
+      ...risky.map((k) => `'${k}=' (${RUNS_PROGRAM.has(k) ? 'runs a program' : 'weakens the verification of the other end'})`),
+    ];
+    throw new InvalidInputError('LIBVIRT_URI_UNSAFE', `the libvirt URI '${uri}' uses ${what.join(' and ')}: kumo takes that only from the command line`, {
+      hint: 'give this URI yourself with --connect on the command line (not in a spec file or project file), or drop those parameters',
+      details: { uri, parameters: risky },
+    });
+  }
+}
+
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', 'localhost.localdomain']);
 
 /** Whether the URI reaches this machine (no host, or a loopback name, or this host's name). */

@@ -110,6 +110,21 @@ test("the library's addPort takes an object only through the port parser: no QEM
   assert.equal((await k(['delete', 'pa'])).code, 0);
 });
 
+test('a spec file cannot run a host program through the libvirt URI (ext transport, command=), nor turn off verification', async () => {
+  const marker = join(work, 'ext-ran');
+  const script = join(work, 'evil.sh');
+  await writeFile(script, `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o755 });
+  for (const connect of [`qemu+ext:///system?command=${script}`, 'qemu+tls://127.0.0.1/system?no_verify=1']) {
+    const spec = join(work, 'evil.yaml');
+    await writeFile(spec, `name: evil\nimage: ${img}\ndriver: libvirt\nconnect: "${connect}"\n`);
+    const r = await k(['create', '--spec', spec]);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /connect: the libvirt URI .* kumo takes that only from the command line/);
+    assert.equal(existsSync(marker), false, 'the program named in the URI never ran');
+    assert.deepEqual(await instances(), []);
+  }
+});
+
 test('a missing ssh key', async () => {
   const r = await k(['create', img, '--name', 'k1', '--ssh-key', join(work, 'id_none')]);
   assert.equal(r.code, 4);

@@ -110,3 +110,31 @@ test('livePorts is honest: the libvirt driver forwards ports live only with user
   assert.equal(q.capabilities.livePorts, true);
   assert.equal(capabilitiesOf(q, user).livePorts, true);
 });
+
+test('a libvirt URI from a spec file cannot run a program or weaken host verification; from --connect it may', async () => {
+  const { checkUriSafety } = await import('../../../src/driver/libvirt/virsh.js');
+  const { validateSpec, EXPLICIT_FIELDS } = await import('../../../src/config/spec.js');
+  const { registerBuiltinDrivers } = await import('../../../src/driver/registry.js');
+  registerBuiltinDrivers();
+  const risky = [
+    ['qemu+ext:///system?command=/tmp/evil.sh', /the 'ext' transport \(runs a program\) and 'command=' \(runs a program\)/],
+    ['qemu+ssh://me@host/system?netcat=/tmp/x', /'netcat=' \(runs a program\)/],
+    ['qemu+tls://host/system?no_verify=1', /'no_verify=' \(weakens the verification/],
+    ['qemu+libssh2://me@host/system?known_hosts_verify=ignore', /'known_hosts_verify='/],
+    ['qemu+ssh://me@host/system?known_hosts=/tmp/any', /'known_hosts='/],
+    ['qemu+tls://host/system?pkipath=/tmp/ca', /'pkipath='/],
+  ] as const;
+  for (const [uri, re] of risky) {
+    assert.throws(() => checkUriSafety(uri, false), (e: Error & { code?: string; hint?: string }) => e.code === 'LIBVIRT_URI_UNSAFE' && re.test(e.message) && /--connect on the command line/.test(e.hint ?? ''), uri);
+    assert.doesNotThrow(() => checkUriSafety(uri, true), uri);
+    // through the spec validator: refused from a file, accepted when the CLI marks the field explicit
+    assert.throws(() => validateSpec({ name: 'x', driver: 'libvirt', connect: uri }), (e: Error & { issues?: { path: string; message: string }[] }) => !!e.issues?.some((i) => i.path === 'connect' && re.test(i.message)), uri);
+    const fromFlag: Record<string | symbol, unknown> = { name: 'x', driver: 'libvirt', connect: uri, [EXPLICIT_FIELDS]: ['connect'] };
+    assert.equal(validateSpec(fromFlag).driverOptions?.connect, uri);
+  }
+  // safe URIs, from anywhere: the unix socket of a private daemon, ssh, tls with a key file
+  for (const uri of ['qemu:///system', 'qemu+unix:///system?socket=/run/x/sock', 'qemu+ssh://me@host/system?keyfile=/home/me/.ssh/id&mode=direct', 'qemu+tls://host/system'])
+    assert.doesNotThrow(() => checkUriSafety(uri, false), uri);
+  // a transport libvirt does not have is refused even from the command line
+  assert.throws(() => checkUriSafety('qemu+foo://host/system', true), { code: 'LIBVIRT_URI_UNSAFE' });
+});
