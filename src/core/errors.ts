@@ -338,6 +338,7 @@ export const ERROR_CODES = {
   XML_INVALID: { kind: 'invalid', meaning: 'libvirt XML cannot be parsed' },
   LIBVIRT_URI_INVALID: { kind: 'invalid', meaning: 'a libvirt connection URI is not valid' },
   LIBVIRT_URI_UNSAFE: { kind: 'invalid', meaning: 'a libvirt URI from a spec file runs a program or weakens verification, or names an unknown transport' },
+  MEMORY_TOO_LARGE: { kind: 'invalid', meaning: 'the memory asked for is more than this host has (checked before anything is made)' },
   LIBVIRT_URI_UNKNOWN: { kind: 'invalid', meaning: 'libvirt does not understand the connection URI' },
   LIBVIRT_UNREACHABLE: { kind: 'environment', meaning: 'libvirtd cannot be reached (LibvirtUnavailableError)' },
   LIBVIRT_PERMISSION_DENIED: { kind: 'environment', meaning: 'libvirtd refuses the connection' },

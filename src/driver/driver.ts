@@ -27,6 +27,13 @@ import type { HostCheck } from './shared/checks.js';
 
 export type { PortForward };
 
+/** The size of a machine asked for (checked against the host by `Driver.check`). */
+export interface MachineShape {
+  cpus: number;
+  /** MiB. */
+  memoryMiB: number;
+}
+
 /** Everything a driver needs to run one instance; built by the instance layer from instance.json. */
 export interface InstanceRuntime {
   name: string;
@@ -183,9 +190,11 @@ export interface DriverCore {
   /**
    * Check the host can run this driver with these settings (programs present, daemon reachable,
    * a named storage pool or network there); throws a KumoError with a hint. `driverOptions` are
-   * the instance's driver settings as instance.json will keep them (after `resolveOptions`).
+   * the instance's driver settings as instance.json will keep them (after `resolveOptions`);
+   * `shape`, when given, is the machine asked for: a backend whose machines run on this host
+   * refuses what the host cannot give (memory) before anything is made.
    */
-  check(paths: KumoPaths, driverOptions?: Record<string, unknown>): Promise<void>;
+  check(paths: KumoPaths, driverOptions?: Record<string, unknown>, shape?: MachineShape): Promise<void>;
   /**
    * The driver settings to store in instance.json, with the driver's defaults filled in where a
    * default depends on the environment (libvirt's connect URI depends on LIBVIRT_DEFAULT_URI and

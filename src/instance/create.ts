@@ -69,7 +69,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
   const driver = await getDriver(spec.driver);
   // The driver's settings as instance.json keeps them (defaults that depend on the environment pinned now).
   const driverOptions = driver.resolveOptions ? driver.resolveOptions(spec.driverOptions) : spec.driverOptions;
-  await driver.check(paths, driverOptions);
+  await driver.check(paths, driverOptions, { cpus: spec.cpus, memoryMiB: spec.memoryMiB });
   const image = opts.image ?? (await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, opts)));
   if (spec.diskBytes !== undefined && image.virtualSize !== undefined && spec.diskBytes < image.virtualSize) {
     throw new ValidationError('invalid instance spec', [

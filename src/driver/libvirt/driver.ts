@@ -27,10 +27,11 @@ import { ConflictError, InstanceRunningError, InvalidInputError, KumoError, NotF
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
-import { DriverUnsupportedError, type Driver, type DriverCapabilities, type InstanceRuntime, type OrphanMachine, type PortForward, type RuntimeStatus, type SshEndpoint, type StartOptions, type StartResult, type StopOptions } from '../driver.js';
+import { DriverUnsupportedError, type Driver, type DriverCapabilities, type InstanceRuntime, type MachineShape, type OrphanMachine, type PortForward, type RuntimeStatus, type SshEndpoint, type StartOptions, type StartResult, type StopOptions } from '../driver.js';
 import { freePort, portFree, PortInUseError } from '../net.js';
 import { detectAccel } from '../shared/accel.js';
 import { checkHostfwdAdd, checkHostfwdRemove, hostfwdAddCommand, hostfwdRemoveCommand, hostfwdTaken } from '../shared/hostfwd.js';
+import { checkHostMemory } from '../shared/resources.js';
 import { Virsh, clientName, defaultUri, firstError, isLocalUri, parseUri, reachHost, LibvirtUnavailableError } from './virsh.js';
 import { buildDomainXml, parseDomainFacts, parseNetworkOption, parsePoolOption, type DiskSource, type DomainFacts, type KumoMetadata, type NetworkSpec } from './xml.js';
 import { prepareVolumes, removeVolumes, requirePool } from './pool.js';
@@ -143,8 +144,10 @@ export class LibvirtDriver implements Driver {
    * The daemon at the instance's URI answers; its storage pool and libvirt network exist (nothing
    * is started or changed); a remote URI has a pool.
    */
-  async check(_paths: KumoPaths, driverOptions?: Record<string, unknown>): Promise<void> {
+  async check(_paths: KumoPaths, driverOptions?: Record<string, unknown>, shape?: MachineShape): Promise<void> {
     const o = libvirtOptions({ name: 'check', ...(driverOptions ? { driverOptions } : {}) });
+    // a local daemon's machines run here: refuse what this host cannot give (a remote host says so itself)
+    if (shape && isLocalUri(o.connect)) checkHostMemory(shape.memoryMiB);
     const v = new Virsh(o.connect, { timeoutMs: 30_000 });
     await v.ping();
     if (o.pool) await requirePool(v, o.pool);

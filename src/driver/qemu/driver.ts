@@ -10,9 +10,10 @@ import { run, which } from '../../core/exec.js';
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
-import type { Driver, DriverCapabilities, InstanceRuntime, PortForward, RuntimeStatus, SnapshotInfo, StartOptions, StartResult, StopOptions } from '../driver.js';
+import type { Driver, DriverCapabilities, MachineShape, InstanceRuntime, PortForward, RuntimeStatus, SnapshotInfo, StartOptions, StartResult, StopOptions } from '../driver.js';
 import { freePort, portFree, PortInUseError } from '../net.js';
 import { detectAccel } from '../shared/accel.js';
+import { checkHostMemory } from '../shared/resources.js';
 import { checkHostfwdAdd, checkHostfwdRemove, hostfwdAddCommand, hostfwdRemoveCommand, hostfwdRule } from '../shared/hostfwd.js';
 import { instanceFirmware } from './firmware.js';
 import { buildQemuArgv, qemuFiles, QEMU_NETDEV } from './argv.js';
@@ -55,7 +56,8 @@ export class QemuDriver implements Driver {
 
   constructor(readonly binary = QEMU_BINARY) {}
 
-  async check(_paths: KumoPaths): Promise<void> {
+  async check(_paths: KumoPaths, _driverOptions?: Record<string, unknown>, shape?: MachineShape): Promise<void> {
+    if (shape) checkHostMemory(shape.memoryMiB);
     if (!(await which(this.binary))) throw new ToolMissingError(this.binary, 'qemu-system-x86');
   }
 

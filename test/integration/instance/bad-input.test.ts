@@ -125,6 +125,16 @@ test('a spec file cannot run a host program through the libvirt URI (ext transpo
   }
 });
 
+test('--memory 1T: refused against the host before anything is made (QEMU would fail only at start)', async () => {
+  const r = await k(['create', img, '--name', 'huge', '--memory', '1T']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /memory 1\.0 TiB is more than this host has/);
+  assert.deepEqual(await instances(), []);
+  const l = await k(['launch', img, '--name', 'huge', '--memory', '1T']);
+  assert.equal(l.code, 3, l.stderr);
+  assert.deepEqual(await instances(), []);
+});
+
 test('a missing ssh key', async () => {
   const r = await k(['create', img, '--name', 'k1', '--ssh-key', join(work, 'id_none')]);
   assert.equal(r.code, 4);

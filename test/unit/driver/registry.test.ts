@@ -43,3 +43,11 @@ test('a folder without a readable record is looked at by the driver that finds m
   assert.equal(rt.dir, '/tmp/kumo-registry-test/instances/web');
   assert.equal(rt.disk.path, '/tmp/kumo-registry-test/instances/web/disk.qcow2');
 });
+
+test('a machine larger than the host is refused before anything is made', async () => {
+  const { checkHostMemory } = await import('../../../src/driver/shared/resources.js');
+  const GiB = 1024 ** 3;
+  assert.doesNotThrow(() => checkHostMemory(1024, 24 * GiB));
+  assert.doesNotThrow(() => checkHostMemory(24 * 1024, 24 * GiB));
+  assert.throws(() => checkHostMemory(1024 * 1024, 24 * GiB), (e: Error & { code?: string; hint?: string }) => e.code === 'MEMORY_TOO_LARGE' && /memory 1\.0 TiB is more than this host has \(24\.0 GiB in all\)/.test(e.message) && /at most 24\.0 GiB/.test(e.hint ?? ''));
+});
