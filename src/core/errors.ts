@@ -300,6 +300,7 @@ export const ERROR_CODES = {
   BAD_DISK_SIZE: { kind: 'invalid', meaning: 'a disk size is not a positive whole number of 512-byte sectors' },
   BAD_CONVERT: { kind: 'invalid', meaning: 'a conversion that qemu-img cannot do' },
   HTTP_ERROR: { kind: 'external', meaning: 'a server answered with an HTTP error status (HttpError)' },
+  HTTP_DOWNGRADE: { kind: 'external', meaning: 'an https download redirected to plain http, which kumo refuses' },
   HOST_UNREACHABLE: { kind: 'external', meaning: 'a server cannot be reached (NetworkError)' },
   CHECKSUM_REQUIRED: { kind: 'invalid', meaning: 'a download from a URL needs a checksum' },
   CHECKSUM_MISMATCH: { kind: 'invalid', meaning: 'the bytes do not match the checksum' },

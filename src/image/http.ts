@@ -111,8 +111,16 @@ export function httpGet(url: string, opts: GetOptions = {}): Promise<GetResponse
       if ([301, 302, 303, 307, 308].includes(status) && res.headers.location) {
         res.resume();
         if (maxRedirects <= 0) return reject(new KumoError('HTTP_ERROR', 'external', `GET ${url}: too many redirects`, { hint: 'check the URL' }));
-        const next = new URL(res.headers.location, u).toString();
-        httpGet(next, { ...opts, maxRedirects: maxRedirects - 1 }).then(resolve, reject);
+        const next = new URL(res.headers.location, u);
+        // never from https down to plain http: the bytes could be changed on the way, unseen
+        if (u.protocol === 'https:' && next.protocol !== 'https:')
+          return reject(
+            new KumoError('HTTP_DOWNGRADE', 'external', `GET ${url} redirects to ${next.protocol.replace(':', '')} (${next}): refused`, {
+              hint: 'kumo does not follow a redirect from https to plain http; use an https mirror, or give the http:// URL yourself if you mean it',
+              details: { url, location: next.toString() },
+            }),
+          );
+        httpGet(next.toString(), { ...opts, maxRedirects: maxRedirects - 1 }).then(resolve, reject);
         return;
       }
       // Keep the idle timeout on the body too; abort tears the body down.
