@@ -124,12 +124,19 @@ export interface Qcow2Header {
   extensions: Qcow2Extension[];
 }
 
+/**
+ * Up to `length` bytes at `offset`, bounded by the file's size: a size read from a header (which
+ * a crafted file makes anything) never allocates or reads more than the file holds.
+ */
 async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
   let fh;
   try {
     fh = await open(path, 'r');
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, offset);
+    const size = (await fh.stat()).size;
+    const n = Number.isFinite(offset) && Number.isFinite(length) && offset >= 0 ? Math.max(0, Math.min(length, size - offset)) : 0;
+    const buf = Buffer.alloc(n);
+    if (!n) return buf;
+    const { bytesRead } = await fh.read(buf, 0, n, offset);
     return buf.subarray(0, bytesRead);
   } catch (e) {
     throw fsError(e, path, 'read');
@@ -504,17 +511,21 @@ async function uncompressedSize(path: string, format: DiskFormat, size: number):
       return Number(h.readBigUInt64LE(off));
     }
     if (format === 'xz') {
-      // stream footer: CRC32(4) backward_size(4) flags(2) 'YZ'
+      // stream header (12) ... index ... stream footer: CRC32(4) backward_size(4) flags(2) 'YZ'
+      if (size < 24) return 0;
       const foot = await readAt(path, size - 12, 12);
       if (foot.toString('latin1', 10, 12) !== 'YZ') return 0;
       const indexSize = (foot.readUInt32LE(4) + 1) * 4;
+      // the index lies between the stream header and the footer: a larger claim is a lie
+      if (indexSize > size - 24) return 0;
       const idx = await readAt(path, size - 12 - indexSize, indexSize);
-      if (idx[0] !== 0) return 0;
+      if (idx.length !== indexSize || idx[0] !== 0) return 0;
       let p = 1;
       const varint = () => {
         let v = 0;
         let mul = 1;
         for (let i = 0; i < 9; i++) {
+          if (p >= idx.length) throw new Error('xz index ends inside a number');
           const b = idx[p++]!;
           v += (b & 0x7f) * mul;
           mul *= 128;
@@ -523,6 +534,8 @@ async function uncompressedSize(path: string, format: DiskFormat, size: number):
         return v;
       };
       const records = varint();
+      // each record takes at least two bytes of the index: more records than that is a lie
+      if (records > (idx.length - p) / 2) return 0;
       let total = 0;
       for (let i = 0; i < records; i++) {
         varint(); // unpadded size
