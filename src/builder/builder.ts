@@ -9,7 +9,7 @@
  * on success, failure and interruption; the output appears only when complete.
  */
 import { createWriteStream, readFileSync, readdirSync, statSync, existsSync, type WriteStream } from 'node:fs';
-import { mkdir, rm, rename, copyFile, writeFile, readFile, chmod, readdir, lstat, symlink, readlink, unlink, stat } from 'node:fs/promises';
+import { mkdir, rm, rename, copyFile, writeFile, readFile, chmod, readdir, lstat, symlink, readlink, unlink, stat, open } from 'node:fs/promises';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { join, dirname, resolve, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -227,7 +227,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const target = join(work, 'root');
   const archives = opts.noCache ? join(work, 'apt-archives') : join(cache, 'apt', 'archives');
   const lists = opts.noCache ? join(work, 'apt-lists') : join(cache, 'apt', 'lists');
-  const tmpOut = join(dirname(output), `.${basename(output)}.partial-${process.pid}`);
+  // an unpredictable temp name beside the output, claimed with O_EXCL before anything writes it
+  const tmpOut = join(dirname(output), `.${basename(output)}.partial-${process.pid}-${randomBytes(6).toString('hex')}`);
   const env: Record<string, string> = {
     PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: '/root',
@@ -365,6 +366,9 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
 
     await em.step('build.output', `write ${format} ${output}`, async () => {
       await mkdir(dirname(output), { recursive: true });
+      // claim the temp name exclusively: a file or symlink planted there (the builder runs as root)
+      // makes this fail; it is never followed
+      await (await open(tmpOut, 'wx', 0o644)).close();
       if (format === 'raw') await rename(raw, tmpOut).catch(async () => logged('copy the image', 'cp', ['--sparse=always', raw, tmpOut]));
       else await logged('convert to qcow2', 'qemu-img', ['convert', '-O', 'qcow2', ...(opts.compress ? ['-c'] : []), raw, tmpOut]);
       await rename(tmpOut, output);

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile, rm, link } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile, readFile, rm, link } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,4 +86,27 @@ test('kumo image build --distro ubuntu without the Ubuntu keyring is refused bef
   const list = JSON.parse((await run(process.execPath, [join(repo, 'bin/kumo.js'), '--home', h, '--json', 'image', 'list'])).stdout);
   assert.deepEqual(list, []);
   assert.equal(existsSync(join(h, 'cache', 'build', 'work')), false);
+});
+
+test('the output temp file cannot be redirected by a planted symlink (the builder runs as root)', { timeout: 900_000 }, async (t) => {
+  const h = await home();
+  t.after(() => rm(h, { recursive: true, force: true }));
+  await userElement(join(h, 'elements'));
+  const outDir = join(h, 'out');
+  await mkdir(outDir);
+  const out = join(outDir, 'mine.qcow2');
+  const victim = join(h, 'victim.txt');
+  await writeFile(victim, 'precious\n');
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [join(repo, 'bin/kumo.js'), '--home', h, 'image', 'build', '--element', 'mine', '--elements-path', join(h, 'elements'), '--size', '1G', '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  // the name the builder used to write through: .NAME.partial-PID (its pid is known from here)
+  const { symlink } = await import('node:fs/promises');
+  await symlink(victim, join(outDir, `.mine.qcow2.partial-${child.pid}`));
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  assert.equal(code, 0, stderr);
+  assert.equal(await readFile(victim, 'utf8'), 'precious\n', 'the file the symlink named was not written');
+  const info = JSON.parse((await run('qemu-img', ['info', '--output=json', out])).stdout) as { format: string };
+  assert.equal(info.format, 'qcow2');
 });
