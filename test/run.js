@@ -28,7 +28,8 @@ function walk(dir) {
 /**
  * How each group runs: files at once (--test-concurrency) and the time-out of one test (a test
  * may set a longer one itself). e2e files boot VMs under TCG on 2 cores: one file at a time, the
- * longest first (so a failure in the slowest one shows early and nothing waits behind it).
+ * longest first (so a failure in the slowest one shows early and nothing waits behind it), each
+ * file in a runner of its own (node sorts the files one runner is given).
  */
 const RUN = {
   unit: { concurrency: 2, timeoutMs: 120_000 },
@@ -63,19 +64,29 @@ for (const [group, files] of byGroup) {
     continue;
   }
   console.log(`\n== ${group}: ${files.length} files`);
-  const out = join(tmp, `${group}.jsonl`);
-  const r = spawnSync(
-    process.execPath,
-    [
-      '--test',
-      `--test-concurrency=${RUN[group]?.concurrency ?? 1}`,
-      `--test-timeout=${RUN[group]?.timeoutMs ?? 900_000}`,
-      '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(root, 'test', 'durations-reporter.js')}`, `--test-reporter-destination=${out}`, ...files.map((f) => relative(root, f))],
-    { cwd: root, stdio: 'inherit', env: { ...process.env, KUMO_REPO: root } },
-  );
-  status = r.status ?? 1;
-  if (existsSync(out))
-    for (const l of readFileSync(out, 'utf8').split('\n').filter(Boolean)) results.push({ group, ...JSON.parse(l) });
+  // node's runner sorts the files it is given: a group with an order of its own runs one file per
+  // invocation, in that order (and goes on past a failed file, so every failure shows)
+  const batches = RUN[group]?.first ? files.map((f) => [f]) : [files];
+  for (const [i, batch] of batches.entries()) {
+    const out = join(tmp, `${group}-${i}.jsonl`);
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--test',
+        `--test-concurrency=${RUN[group]?.concurrency ?? 1}`,
+        `--test-timeout=${RUN[group]?.timeoutMs ?? 900_000}`,
+        '--test-reporter=spec',
+        '--test-reporter-destination=stdout',
+        `--test-reporter=${join(root, 'test', 'durations-reporter.js')}`,
+        `--test-reporter-destination=${out}`,
+        ...batch.map((f) => relative(root, f)),
+      ],
+      { cwd: root, stdio: 'inherit', env: { ...process.env, KUMO_REPO: root } },
+    );
+    if ((r.status ?? 1) !== 0) status = r.status ?? 1;
+    if (existsSync(out))
+      for (const l of readFileSync(out, 'utf8').split('\n').filter(Boolean)) results.push({ group, ...JSON.parse(l) });
+  }
 }
 rmSync(tmp, { recursive: true, force: true });
 
