@@ -116,11 +116,9 @@ describe('an instance on libvirt, end to end', { skip }, () => {
   test('stop is a graceful ACPI power-down; start again keeps the disk change', async () => {
     await vm().exec('echo kept | sudo tee /var/tmp/kept >/dev/null && sync', { check: true });
     const warnings: string[] = [];
-    const t0 = Date.now();
     await stopInstance(paths, NAME, { timeoutSec: 240, onEvent: (e) => e.type === 'log' && e.level === 'warn' && warnings.push(e.message) });
     assert.deepEqual(warnings, [], 'not forced');
     assert.equal(virsh(lv.uri, 'domstate', '--reason', NAME).out.trim(), 'shut off (shutdown)');
-    assert.ok(Date.now() - t0 < 240_000);
     assert.equal((await vm().status()).state, 'stopped');
     await startInstance(paths, NAME, {});
     const r = await vm().exec('cat /var/tmp/kept', { check: true });

@@ -93,9 +93,10 @@ test('ports: hostfwd added and removed through QMP while running', async () => {
 test('stop: an ignored ACPI power-down is forced after the timeout; files cleaned up', async () => {
   const rt = started[0]!;
   const pid = (await readPidFile(rt.dir))!;
-  const t0 = Date.now();
-  await drv.stop(rt, { timeoutMs: 1000 });
-  assert.ok(Date.now() - t0 >= 900);
+  const warnings: string[] = [];
+  await drv.stop(rt, { timeoutMs: 1000, onEvent: (e) => e.type === 'log' && e.level === 'warn' && warnings.push(e.message) });
+  // the power-down was asked for, ignored, and then forced (what the driver says it did)
+  assert.deepEqual(warnings, [`'${rt.name}' did not power down within 1 s; forcing it off`]);
   assert.ok(!(await isOurQemu(pid, rt.dir)));
   assert.equal((await drv.status(rt)).state, 'stopped');
   const f = qemuFiles(rt.dir);

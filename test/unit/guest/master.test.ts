@@ -115,10 +115,9 @@ test('remoteCommand: env, cwd and timeout as the shell runs them', async () => {
   assert.equal(r.stdout, "it's $x|two\nlines|/tmp");
   const bad = await sh(remoteCommand(['true'], { cwd: '/no/such/dir' }));
   assert.equal(bad.code, 1);
-  const t0 = Date.now();
+  // GNU timeout's status: the command was stopped (a sleep that ran to its end would give 0)
   const slow = await sh(remoteCommand(['sleep', '5'], { timeoutMs: 300 }));
   assert.equal(slow.code, 124);
-  assert.ok(Date.now() - t0 < 4000);
   assert.equal((await sh(remoteCommand('exit 3', { timeoutMs: 5000 }))).code, 3);
 });
 
