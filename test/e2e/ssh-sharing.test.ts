@@ -99,7 +99,7 @@ test('4 processes exec at once through one master', async () => {
   });
   assert.deepEqual(masters(controlPath), before, 'the same master served them all');
   // kumo ssh uses it too.
-  const p = await kumo(['ssh', NAME, '--print-command'], { home });
+  const p = await kumo(['ssh', '--print-command', NAME], { home }); // options before the name (after it, words are the guest command)
   assert.match(p.stdout, new RegExp(`ControlPath=${controlPath}`));
   assert.match(p.stdout, /StrictHostKeyChecking=yes/);
 });
