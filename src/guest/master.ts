@@ -26,7 +26,7 @@ import { lstat, mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../core/exec.js';
 import { debug } from '../core/log.js';
-import type { SshTarget } from './ssh.js';
+import type { SshTarget } from './target.js';
 
 /** sun_path on Linux. */
 export const SOCKET_PATH_MAX = 108;

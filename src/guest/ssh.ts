@@ -11,19 +11,9 @@ import { InterruptedError, TimeoutError, ToolMissingError } from '../core/errors
 import { debug, formatArgv } from '../core/log.js';
 import { controlOptions, controlPathFor, closeMasterAt, removeStaleSocket } from './master.js';
 
-export interface SshTarget {
-  /** Instance name (for the host key alias and messages). */
-  name: string;
-  host: string;
-  port: number;
-  user: string;
-  /** Private key file. */
-  identity: string;
-  /** The instance's known_hosts file. */
-  knownHosts: string;
-  /** Host key alias recorded in knownHosts. */
-  alias: string;
-}
+import type { SshTarget } from './target.js';
+
+export type { SshTarget };
 
 export interface SshArgvOptions {
   /** Allocate a terminal (-t) for interactive sessions. */
