@@ -11,6 +11,20 @@
 
 // Instances: the handle, launch, and the lifecycle use cases.
 export { launch, getInstance, Instance, ExecFailedError, type LaunchOptions, type ExecOptions } from './instance/index.js';
+// Wait strategies (vm.waitFor, launch({ waitFor })) and mapped ports.
+export {
+  waitForInstance,
+  mappedPort,
+  forPort,
+  forHttp,
+  forLog,
+  forLogFile,
+  forCommand,
+  WaitTimeoutError,
+  type WaitStrategy,
+  type WaitForOptions,
+  type WaitResult,
+} from './instance/index.js';
 export {
   createInstance,
   startInstance,

@@ -14,7 +14,7 @@ export const INSTANCE_OPTIONS: Record<string, OptionSpec> = {
   disk: { type: 'string', description: 'grow the disk to SIZE (e.g. 20G)', placeholder: 'SIZE' },
   'user-data': { type: 'string', description: 'cloud-init user-data file (#cloud-config, script, ...)', placeholder: 'FILE' },
   'ssh-key': { type: 'string', description: 'your private ssh key (FILE.pub beside it; default: kumo\u2019s own key)', placeholder: 'FILE' },
-  port: { type: 'string', short: 'p', multiple: true, description: 'forward a host port to the guest (127.0.0.1 unless ADDR is given)', placeholder: '[ADDR:]HOST:GUEST[/udp]' },
+  port: { type: 'string', short: 'p', multiple: true, description: 'forward a host port to the guest (127.0.0.1 unless ADDR is given; HOST 0 picks a free one)', placeholder: '[ADDR:]HOST:GUEST[/udp]' },
   accel: { type: 'string', description: 'accelerator (default auto: KVM when a probe shows it works, else TCG)', choices: ['auto', 'kvm', 'tcg'] },
   firmware: { type: 'string', description: 'firmware: bios (SeaBIOS, default) or uefi (OVMF, with per-instance EFI variables)', choices: ['bios', 'uefi'], placeholder: 'FW' },
   'seed-format': { type: 'string', description: 'cloud-init seed: nocloud (default, label cidata) or configdrive (label config-2)', choices: ['nocloud', 'configdrive'], placeholder: 'FORMAT' },

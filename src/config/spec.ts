@@ -64,6 +64,7 @@ export type DurationInput = number | `${number}` | `${number}${'ms' | 's' | 'm' 
 
 /** A port forward as an object (the form of "127.0.0.1:8080:80/udp"; a PortForward is one too). */
 export interface PortForwardInput {
+  /** Host port; left out or 0: a free one is picked on 127.0.0.1 at start (see `Instance.mappedPort`). */
   host?: number | string;
   hostPort?: number | string;
   guest?: number | string;
@@ -72,6 +73,8 @@ export interface PortForwardInput {
   addr?: string;
   hostAddr?: string;
   proto?: 'tcp' | 'udp';
+  /** The host port is picked at start (what a stored dynamic forward says; same as host 0). */
+  dynamic?: boolean;
 }
 
 /**
@@ -199,17 +202,18 @@ export function driverOptionsFrom(input: Record<string, unknown>, driver: string
 // ---------------------------------------------------------------------------------------------
 // Ports
 
-/** Parse one port forward: "8080:80", "0.0.0.0:8080:80", "5353:53/udp". */
+/** Parse one port forward: "8080:80", "0.0.0.0:8080:80", "5353:53/udp"; "0:80" picks a free host port at start. */
 export function parsePortForward(s: string): PortForward | string {
   const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}|localhost):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(s.trim());
   if (!m) return `'${s}' is not HOST:GUEST (e.g. 8080:80, 127.0.0.1:8080:80, 5353:53/udp)`;
   const hostPort = Number(m[2]);
   const guestPort = Number(m[3]);
-  if (hostPort < 1 || hostPort > 65535) return `host port ${hostPort} is out of range (1-65535)`;
+  if (hostPort > 65535) return `host port ${hostPort} is out of range (1-65535, or 0 to pick a free one)`;
   if (guestPort < 1 || guestPort > 65535) return `guest port ${guestPort} is out of range (1-65535)`;
   const hostAddr = !m[1] || m[1] === 'localhost' ? '127.0.0.1' : m[1];
   if (hostAddr.split('.').some((x) => Number(x) > 255)) return `'${hostAddr}' is not an IPv4 address`;
-  return { proto: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostAddr, hostPort, guestPort };
+  // host port 0: dynamic, a free port is picked at start (config/port-forward.ts)
+  return { proto: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostAddr, hostPort, guestPort, ...(hostPort === 0 ? { dynamic: true } : {}) };
 }
 
 function expandHome(p: string): string {
@@ -343,7 +347,7 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
       input.ports.forEach((p, i) => {
         const r = parsePortForwardInput(p);
         if (typeof r === 'string') issues.push({ path: `ports[${i}]`, message: r, hint: 'HOST:GUEST, e.g. 8080:80' });
-        else if (ports.some((q) => q.hostPort === r.hostPort && q.proto === r.proto && q.hostAddr === r.hostAddr))
+        else if (!r.dynamic && ports.some((q) => q.hostPort === r.hostPort && q.proto === r.proto && q.hostAddr === r.hostAddr))
           issues.push({ path: `ports[${i}]`, message: `host port ${r.hostPort}/${r.proto} is given twice`, hint: 'each host port can forward to one guest port' });
         else ports.push(r);
       });
@@ -413,8 +417,10 @@ export function parsePortForwardInput(p: unknown): PortForward | string {
   if (typeof p === 'number') return `${p} is not HOST:GUEST`;
   if (!p || typeof p !== 'object') return `${JSON.stringify(p)} is not a port forward`;
   const o = p as Record<string, unknown>;
-  const host = o.host ?? o.hostPort;
+  // no host port (or 0): dynamic; a stored dynamic forward keeps the port it got last
+  const host = o.dynamic === true ? 0 : o.host ?? o.hostPort ?? 0;
   const guest = o.guest ?? o.guestPort;
+  if (guest === undefined) return `${JSON.stringify(p)} has no guest port (e.g. { guest: 80 })`;
   const addr = o.addr ?? o.hostAddr ?? '127.0.0.1';
   const proto = o.proto ?? 'tcp';
   return parsePortForward(`${addr}:${host}:${guest}/${proto}`);

@@ -268,6 +268,8 @@ export const ERROR_CODES = {
   NO_FREE_PORT: { kind: 'conflict', meaning: 'no free host port was found' },
   PORT_ADD_FAILED: { kind: 'external', meaning: 'the driver could not add a forward to a running machine' },
   PORT_REMOVE_FAILED: { kind: 'external', meaning: 'the driver could not remove a forward from a running machine' },
+  WAIT_TIMEOUT: { kind: 'timeout', meaning: 'a wait condition (port, HTTP status, log line, command) did not hold in time; names what was seen last (WaitTimeoutError)' },
+  INVALID_WAIT: { kind: 'invalid', meaning: 'a wait condition can never hold (port out of range, bad regex, HTTP without a port, nothing to wait for)' },
   // snapshots, clones, golden images
   SNAPSHOT_EXISTS: { kind: 'conflict', meaning: 'a snapshot of that name exists already' },
   SNAPSHOT_NOT_FOUND: { kind: 'not-found', meaning: 'no snapshot of that name' },

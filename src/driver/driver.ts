@@ -87,6 +87,8 @@ export interface StartResult {
   accel: string;
   /** The ssh port really used (a driver may have had to pick another). */
   sshPort: number;
+  /** The forwards as started: each dynamic one (`0:80`) with the host port picked for it. */
+  ports?: PortForward[];
 }
 
 export interface StartOptions {

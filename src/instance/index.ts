@@ -13,7 +13,32 @@ export {
   type DeleteOptions,
 } from './power.js';
 export { instanceStatus, instanceInfo, listInstances, requireRunning, type InstanceStatus, type InstanceState, type InstanceInfo } from './status.js';
-export { addPort, removePort, listPorts, type PortList } from './ports.js';
+export { addPort, removePort, listPorts, mappedPort, type PortList } from './ports.js';
+export {
+  waitForInstance,
+  waitConditions,
+  conditionsFor,
+  instanceWaitContext,
+  parseHttpFlag,
+  toRegExp,
+  forPort,
+  forHttp,
+  forLog,
+  forLogFile,
+  forCommand,
+  WaitTimeoutError,
+  DEFAULT_WAIT_TIMEOUT_MS,
+  type WaitStrategy,
+  type PortStrategy,
+  type HttpStrategy,
+  type LogStrategy,
+  type CommandStrategy,
+  type WaitForOptions,
+  type WaitResult,
+  type WaitContext,
+  type Condition,
+  type Observation,
+} from './wait.js';
 export { sshTargetFor, resolveSshTarget } from './ssh-target.js';
 export { Instance, launch, launchInstance, getInstance, homePaths, ExecFailedError, CommandNotFoundError, ExecTimeoutError, type LaunchOptions, type ExecOptions, type CopyOptions } from './instance.js';
 // Operations on an instance's disk: qcow2 snapshots, clones.

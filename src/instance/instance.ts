@@ -16,7 +16,8 @@ import type { ReadyResult } from '../guest/ready.js';
 import type { PortForward } from '../driver/driver.js';
 import { createInstance, newInstanceName } from './create.js';
 import { consoleTail } from './logs.js';
-import { addPort, removePort } from './ports.js';
+import { addPort, mappedPort, removePort } from './ports.js';
+import { conditionsFor, instanceWaitContext, waitConditions, waitForInstance, type WaitForOptions, type WaitResult, type WaitStrategy } from './wait.js';
 import { deleteInstance, restartInstance, startInstance, stopInstance, type StartInstanceResult } from './power.js';
 import { resolveSshTarget } from './ssh-target.js';
 import { instanceInfo, instanceStatus, type InstanceInfo, type InstanceStatus } from './status.js';
@@ -103,6 +104,24 @@ export class Instance implements AsyncDisposable {
     return removePort(this.paths, this.name, spec);
   }
 
+  /**
+   * The host port (on its forward's address, 127.0.0.1 by default) forwarded to guest port
+   * `guestPort`: a fixed one, or the one picked at start for a dynamic forward (`0:80`,
+   * `{ guest: 80 }`), which stays the same while the instance runs.
+   */
+  mappedPort(guestPort: number, proto: 'tcp' | 'udp' = 'tcp'): Promise<number> {
+    return mappedPort(this.paths, this.name, guestPort, proto);
+  }
+
+  /**
+   * Wait until every strategy holds: `{ port: 80 }`, `{ http: { port: 80, path: '/', status: 200 } }`,
+   * `{ log: /ready/ }`, `{ logFile: '/var/log/x', log: /re/ }`, `{ command: 'test -f /x' }`
+   * (src/instance/wait.ts). A WaitTimeoutError names what was seen last.
+   */
+  waitFor(strategies: WaitStrategy | readonly WaitStrategy[], o: WaitForOptions = {}): Promise<WaitResult> {
+    return waitForInstance(this.paths, this.name, strategies, o);
+  }
+
   /** Delete the instance (stopping it first). */
   delete(o: OpOptions = {}): Promise<void> {
     return deleteInstance(this.paths, this.name, { ...o, force: true });
@@ -129,6 +148,10 @@ export interface LaunchOptions extends Omit<InstanceSpecInput, 'name'>, OpOption
   keepOnFailure?: boolean;
   /** Where relative paths (userData, sshKey) are resolved. */
   cwd?: string;
+  /** After ready, wait until these hold too (see Instance.waitFor); a failure follows keepOnFailure. */
+  waitFor?: WaitStrategy | readonly WaitStrategy[];
+  /** How long `waitFor` may take (ms; default 60000). */
+  waitForTimeoutMs?: number;
 }
 
 /** Lines of the serial console a failed launch puts in its error. */
@@ -143,12 +166,15 @@ const CONSOLE_TAIL_LINES = 20;
  * them already), and a hint line saying what became of the instance.
  */
 export async function launchInstance(paths: KumoPaths, o: LaunchOptions): Promise<StartInstanceResult> {
-  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, ...spec } = o;
+  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, waitFor, waitForTimeoutMs, ...spec } = o;
+  const conditions = waitFor !== undefined ? conditionsFor(waitFor) : undefined; // bad conditions fail before anything is made
   const name = o.name ?? newInstanceName();
   const ev = { ...(onEvent ? { onEvent } : {}), ...(signal ? { signal } : {}) };
   const rec = await createInstance(paths, { ...spec, name }, { ...ev, ...(cwd ? { cwd } : {}) });
   try {
-    return await startInstance(paths, name, { ...ev, wait: wait ?? true });
+    const started = await startInstance(paths, name, { ...ev, wait: wait ?? true });
+    if (conditions) await waitConditions(await instanceWaitContext(paths, name), conditions, { ...(waitForTimeoutMs !== undefined ? { timeoutMs: waitForTimeoutMs } : {}), ...(signal ? { signal } : {}) });
+    return started;
   } catch (e) {
     const tail = await consoleTail(paths, rec, CONSOLE_TAIL_LINES).catch(() => []);
     const fate = keepOnFailure ? 'kept' : await deleteInstance(paths, name, { force: true }).then(() => 'removed' as const, () => 'left' as const);

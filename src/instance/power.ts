@@ -51,7 +51,7 @@ export async function startInstance(paths: KumoPaths, name: string, opts: StartI
     const rt = runtimeFor(paths, rec);
     const res = await em.step('start', `starting ${name}`, () => driver.start(rt, opts));
     accel = res.accel;
-    rec = { ...rec, ssh: { ...rec.ssh, port: res.sshPort }, lastStart: { at: new Date().toISOString(), accel: res.accel, ...(res.pid !== undefined ? { pid: res.pid } : {}) } };
+    rec = { ...rec, ssh: { ...rec.ssh, port: res.sshPort }, ...(res.ports ? { ports: res.ports } : {}), lastStart: { at: new Date().toISOString(), accel: res.accel, ...(res.pid !== undefined ? { pid: res.pid } : {}) } };
     await writeRecord(paths, rec);
     ep = await endpointFor(driver, rt, rec).catch(() => undefined);
     em.info(`${name}: ${driver.name} running (${res.accel}), ${ep ? `ssh on ${ep.host}:${ep.port}` : 'ssh address not known yet'}`);

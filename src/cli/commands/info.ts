@@ -26,7 +26,7 @@ const info: CommandDef = {
         ['disk', r?.diskBytes ? `${formatBytes(r.diskBytes)} virtual, ${formatBytes(i.diskUsed ?? 0)} used` : undefined],
         ['accelerator', r?.lastStart?.accel ?? r?.accel],
         ['ssh', r ? (i.ssh ? `${r.ssh.user}@${i.ssh.host}:${i.ssh.port}` : r.ssh.port && r.driver === 'qemu' ? `${r.ssh.user}@127.0.0.1:${r.ssh.port} (when running)` : `${r.ssh.user} (address known once running)`) : undefined],
-        ['ports', r?.ports.map((p) => `${p.hostAddr}:${p.hostPort}->${p.guestPort}/${p.proto}`).join(', ')],
+        ['ports', r?.ports.map((p) => portWords(p, i.state === 'running' || i.state === 'paused')).join(', ')],
         ['instance-id', r?.instanceId],
         ['user-data', r?.userDataSource],
         ['created', r?.created],
@@ -38,3 +38,10 @@ const info: CommandDef = {
   },
 };
 export default info;
+
+/** A forward in words; a dynamic one says so, and while stopped that its port is picked again at start if taken. */
+function portWords(p: { hostAddr: string; hostPort: number; guestPort: number; proto: string; dynamic?: boolean }, running: boolean): string {
+  const host = p.hostPort ? String(p.hostPort) : '(picked at start)';
+  const note = p.dynamic ? (running || !p.hostPort ? ' (dynamic)' : ' (dynamic; last used, kept at start if free)') : '';
+  return `${p.hostAddr}:${host}->${p.guestPort}/${p.proto}${note}`;
+}

@@ -7,15 +7,15 @@ const add: CommandDef = {
   summary: 'forward a host port to the VM (at once if it runs; kept for later starts)',
   args: [
     INSTANCE_ARG,
-    { name: 'forward', required: true, placeholder: '[ADDR:]HOST:GUEST[/udp]', description: 'HOST:GUEST, e.g. 8080:80' },
+    { name: 'forward', required: true, placeholder: '[ADDR:]HOST:GUEST[/udp]', description: 'HOST:GUEST, e.g. 8080:80; HOST 0 picks a free host port' },
   ],
-  examples: ['kumo port add web 8080:80', 'kumo port add web 0.0.0.0:8443:443'],
+  examples: ['kumo port add web 8080:80', 'kumo port add web 0:80', 'kumo port add web 0.0.0.0:8443:443'],
   async run(ctx, args) {
     const lib = await import('../../instance/index.js');
     const paths = await ctx.paths();
     const name = argString(args, 'name')!;
     const f = await lib.addPort(paths, name, argString(args, 'forward')!, { signal: ctx.signal });
-    ctx.out.data(f, () => ctx.out.note(`${name}: ${f.hostAddr}:${f.hostPort} -> guest ${f.guestPort}/${f.proto}`));
+    ctx.out.data(f, () => ctx.out.note(`${name}: ${f.hostAddr}:${f.hostPort || '(picked at next start)'} -> guest ${f.guestPort}/${f.proto}${f.dynamic ? ' (dynamic)' : ''}`));
   },
 };
 
@@ -24,7 +24,7 @@ const rm: CommandDef = {
   summary: 'remove a port forward',
   args: [
     INSTANCE_ARG,
-    { name: 'forward', required: true, placeholder: 'HOST[/udp]', description: 'the host port (or HOST:GUEST)' },
+    { name: 'forward', required: true, placeholder: 'HOST[/udp]', description: 'the host port (or HOST:GUEST; 0:GUEST for a dynamic one)' },
   ],
   examples: ['kumo port rm web 8080'],
   async run(ctx, args) {
@@ -50,7 +50,7 @@ const list: CommandDef = {
         { header: 'HOST', get: (r) => `${r.hostAddr}:${r.hostPort || '(at start)'}` },
         { header: 'GUEST', get: (r) => r.guestPort },
         { header: 'PROTO', get: (r) => r.proto },
-        { header: 'NOTE', get: (r) => r.what || undefined },
+        { header: 'NOTE', get: (r) => r.what || (r.dynamic ? (l.running ? 'dynamic' : 'dynamic (picked again at start if taken)') : undefined) },
       ]),
     );
   },

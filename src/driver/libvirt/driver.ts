@@ -28,7 +28,7 @@ import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
 import { DriverUnsupportedError, type Driver, type DriverCapabilities, type InstanceRuntime, type MachineShape, type OrphanMachine, type PortForward, type RuntimeStatus, type SshEndpoint, type StartOptions, type StartResult, type StopOptions } from '../driver.js';
-import { freePort, portFree, PortInUseError } from '../net.js';
+import { assignPorts, freePort, portFree, PortInUseError, PORT_PICK_ATTEMPTS, repick } from '../net.js';
 import { detectAccel } from '../shared/accel.js';
 import { checkHostfwdAdd, checkHostfwdRemove, hostfwdAddCommand, hostfwdRemoveCommand, hostfwdTaken } from '../shared/hostfwd.js';
 import { checkHostMemory } from '../shared/resources.js';
@@ -42,6 +42,11 @@ import { instanceFilesIn } from '../../config/instance-files.js';
 
 /** The netdev id libvirt gives the first interface's backend. */
 export const USER_NETDEV = 'hostnet0';
+
+/** A host port for a remote libvirt host, where kumo cannot ask the kernel (QEMU's refusal makes it pick again). */
+function randomPort(): number {
+  return 20000 + Math.floor(Math.random() * 40000);
+}
 
 /** The libvirt settings of one instance, from `driverOptions` in instance.json. */
 export interface LibvirtOptions {
@@ -265,11 +270,11 @@ export class LibvirtDriver implements Driver {
     }
     const local = isLocalUri(o.connect);
     if (!o.pool && !local) throw poolRequiredError(rt.name, o.connect);
-    if (o.network.kind === 'user' && local) {
-      for (const p of rt.ports) {
-        if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
-      }
-    }
+    // fixed ports must be free; dynamic ones (0:80) get a host port here (net.ts assignPorts)
+    const avoid = new Set<number>(rt.sshPort ? [rt.sshPort] : []);
+    let ports = rt.ports;
+    if (o.network.kind === 'user' && local) ports = await assignPorts(rt.ports, avoid);
+    else if (o.network.kind === 'user') ports = rt.ports.map((p) => (p.dynamic && !p.hostPort ? { ...p, hostPort: randomPort() } : p));
     const accel = await this.chooseAccel(rt, o, v);
     debug(`libvirt: accelerator ${accel.accel} (${accel.reason})`);
 
@@ -284,7 +289,7 @@ export class LibvirtDriver implements Driver {
     }
     let sshPort = o.network.kind === 'user' ? rt.sshPort || (local ? await freePort() : 0) : 22;
     if (o.network.kind === 'user' && local && !(await portFree(sshPort, o.forwardAddr))) sshPort = await freePort(o.forwardAddr);
-    if (o.network.kind === 'user' && !sshPort) sshPort = 20000 + Math.floor(Math.random() * 40000);
+    if (o.network.kind === 'user' && !sshPort) sshPort = randomPort();
 
     const meta: KumoMetadata = {
       instance: rt.name,
@@ -327,7 +332,7 @@ export class LibvirtDriver implements Driver {
           details: { uri: o.connect, stderr: r.stderr },
         });
       }
-      if (o.network.kind === 'user') sshPort = await this.addForwards(v, o, rt, sshPort, local);
+      if (o.network.kind === 'user') ({ sshPort, ports } = await this.addForwards(v, o, rt, sshPort, ports, local, avoid));
     } catch (e) {
       await v.raw(['destroy', '--', o.domain]).catch(() => undefined);
       if (fresh) {
@@ -338,7 +343,7 @@ export class LibvirtDriver implements Driver {
     }
     if (o.network.kind === 'user' && sshPort !== meta.sshPort) await this.setMetadata(v, o, { ...meta, sshPort });
     await writeFileAtomic(libvirtFiles(rt.dir).domainXml, xml, 0o600).catch((e: Error) => debug(`libvirt: could not keep domain.xml: ${e.message}`));
-    return { accel: accel.accel, sshPort };
+    return { accel: accel.accel, sshPort, ...(o.network.kind === 'user' ? { ports } : {}) };
   }
 
   /** Rewrite kumo's metadata element of a defined domain (live and persistent). */
@@ -350,21 +355,42 @@ export class LibvirtDriver implements Driver {
     await v.call(['metadata', '--uri', KUMO_NS, '--key', KUMO_NS_PREFIX, '--set', xml, '--config', ...(live ? ['--live'] : []), '--', o.domain]);
   }
 
-  /** Add the ssh forward (retrying another port when taken) and the user's forwards; returns the ssh port. */
-  private async addForwards(v: Virsh, o: LibvirtOptions, rt: InstanceRuntime, sshPort: number, local: boolean): Promise<number> {
+  /**
+   * Add the ssh forward (retrying another port when taken) and the user's forwards, a dynamic
+   * one picked again when its port was taken meanwhile; returns the ssh port and the forwards.
+   */
+  private async addForwards(v: Virsh, o: LibvirtOptions, rt: InstanceRuntime, sshPort: number, given: PortForward[], local: boolean, avoid: Set<number>): Promise<{ sshPort: number; ports: PortForward[] }> {
     let port = sshPort;
     for (let attempt = 0; ; attempt++) {
       const out = await v.hmp(o.domain, hostfwdAddCommand(USER_NETDEV, { proto: 'tcp', hostAddr: o.forwardAddr, hostPort: port, guestPort: 22 }));
       if (!out.trim()) break;
-      if (hostfwdTaken(out) && attempt < 5) {
+      if (hostfwdTaken(out) && attempt < PORT_PICK_ATTEMPTS) {
         debug(`libvirt: ssh port ${port} is taken; trying another`);
-        port = local ? await freePort(o.forwardAddr) : 20000 + Math.floor(Math.random() * 40000);
+        port = local ? await freePort(o.forwardAddr, avoid) : randomPort();
         continue;
       }
       throw new KumoError('PORT_ADD_FAILED', 'external', `could not forward ssh of '${rt.name}' from ${o.forwardAddr}:${port}: ${out.trim()}`);
     }
-    for (const p of rt.ports) await this.addPort(rt, p);
-    return port;
+    avoid.add(port);
+    let ports = given;
+    for (let i = 0; i < ports.length; i++) {
+      if (!ports[i]!.dynamic) {
+        await this.addPort(rt, ports[i]!);
+        continue;
+      }
+      for (let attempt = 0; ; attempt++) {
+        const f = ports[i]!;
+        const out = await v.hmp(o.domain, hostfwdAddCommand(USER_NETDEV, f));
+        if (hostfwdTaken(out) && attempt < PORT_PICK_ATTEMPTS) {
+          debug(`libvirt: dynamic port ${f.hostPort} (guest ${f.guestPort}/${f.proto}) is taken; picking another`);
+          ports = local ? await repick(ports, i, avoid) : ports.map((q, j) => (j === i ? { ...q, hostPort: randomPort() } : q));
+          continue;
+        }
+        checkHostfwdAdd(out, f);
+        break;
+      }
+    }
+    return { sshPort: port, ports };
   }
 
   async stop(rt: InstanceRuntime, opts: StopOptions = {}): Promise<void> {
@@ -446,7 +472,7 @@ export class LibvirtDriver implements Driver {
   async addPort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {
     const o = libvirtOptions(rt);
     if (o.network.kind !== 'user') throw this.noPortsError(o);
-    if (isLocalUri(o.connect) && !(await portFree(fwd.hostPort, fwd.hostAddr))) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
+    if (isLocalUri(o.connect) && !(await portFree(fwd.hostPort, fwd.hostAddr, fwd.proto))) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
     checkHostfwdAdd(await this.virsh(o).hmp(o.domain, hostfwdAddCommand(USER_NETDEV, fwd)), fwd);
   }
 

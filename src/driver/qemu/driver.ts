@@ -11,7 +11,7 @@ import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
 import type { Driver, DriverCapabilities, MachineShape, InstanceRuntime, PortForward, RuntimeStatus, SnapshotInfo, StartOptions, StartResult, StopOptions } from '../driver.js';
-import { freePort, portFree, PortInUseError } from '../net.js';
+import { assignPorts, freePort, portFree, PortInUseError, PORT_PICK_ATTEMPTS, repick } from '../net.js';
 import { detectAccel } from '../shared/accel.js';
 import { checkHostMemory } from '../shared/resources.js';
 import { checkHostfwdAdd, checkHostfwdRemove, hostfwdAddCommand, hostfwdRemoveCommand, hostfwdRule } from '../shared/hostfwd.js';
@@ -109,16 +109,17 @@ export class QemuDriver implements Driver {
     if (st.state === 'crashed') em.warn(`instance '${rt.name}': ${st.detail}; starting it again`);
     await this.removeRuntimeFiles(rt);
     await this.check(rt.paths);
-    for (const p of rt.ports) {
-      if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
-    }
+    // fixed ports must be free; dynamic ones (0:80) get a host port here (net.ts assignPorts)
+    const avoid = new Set<number>(rt.sshPort ? [rt.sshPort] : []);
+    let ports = await assignPorts(rt.ports, avoid);
     const accel = await detectAccel(rt.paths, { want: rt.accel, qemu: this.binary });
     debug(`qemu: accelerator ${accel.accel} (${accel.reason})`);
     let sshPort = rt.sshPort;
-    if (!sshPort || !(await portFree(sshPort))) sshPort = await freePort();
+    if (!sshPort || !(await portFree(sshPort))) sshPort = await freePort('127.0.0.1', avoid);
+    avoid.add(sshPort);
     const ovmf = rt.firmware === 'uefi' ? await instanceFirmware(rt.dir) : undefined;
     for (let attempt = 0; ; attempt++) {
-      const argv = buildQemuArgv({ ...rt, sshPort }, { accel: accel.accel, ...(ovmf ? { ovmf } : {}) });
+      const argv = buildQemuArgv({ ...rt, sshPort, ports }, { accel: accel.accel, ...(ovmf ? { ovmf } : {}) });
       const r = await run(this.binary, argv, { allowFailure: true, signal: opts.signal, timeoutMs: 60_000 });
       if (r.code === 0) break;
       await this.removeRuntimeFiles(rt);
@@ -126,18 +127,25 @@ export class QemuDriver implements Driver {
       const m = /host forwarding rule '([^']*)'/.exec(err);
       if (m) {
         const sshRule = hostfwdRule({ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: sshPort, guestPort: 22 });
-        if (m[1] === sshRule && attempt < 5) {
+        if (m[1] === sshRule && attempt < PORT_PICK_ATTEMPTS) {
           debug(`qemu: ssh port ${sshPort} was taken meanwhile; trying another`);
-          sshPort = await freePort();
+          sshPort = await freePort('127.0.0.1', avoid);
+          avoid.add(sshPort);
           continue;
         }
-        const p = rt.ports.find((f) => hostfwdRule(f) === m[1]);
+        const i = ports.findIndex((f) => hostfwdRule(f) === m[1]);
+        const p = ports[i];
+        if (p?.dynamic && attempt < PORT_PICK_ATTEMPTS) {
+          debug(`qemu: dynamic port ${p.hostPort} (guest ${p.guestPort}/${p.proto}) was taken meanwhile; picking another`);
+          ports = await repick(ports, i, avoid);
+          continue;
+        }
         if (p) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
       }
       throw new CommandFailedError(r.argv, r.code, r.signal, err, { hint: `QEMU could not start instance '${rt.name}'; run with --debug to see its command line` });
     }
     const pid = await readPidFile(rt.dir);
-    return { ...(pid !== undefined ? { pid } : {}), accel: accel.accel, sshPort };
+    return { ...(pid !== undefined ? { pid } : {}), accel: accel.accel, sshPort, ports };
   }
 
   async stop(rt: InstanceRuntime, opts: StopOptions = {}): Promise<void> {
@@ -189,7 +197,7 @@ export class QemuDriver implements Driver {
   }
 
   async addPort(rt: InstanceRuntime, fwd: PortForward): Promise<void> {
-    if (!(await portFree(fwd.hostPort, fwd.hostAddr))) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
+    if (!(await portFree(fwd.hostPort, fwd.hostAddr, fwd.proto))) throw new PortInUseError(fwd.hostAddr, fwd.hostPort, `forward to guest port ${fwd.guestPort}`);
     checkHostfwdAdd(await withQmp(qemuFiles(rt.dir).qmpSocket, (c) => c.hmp(hostfwdAddCommand(QEMU_NETDEV, fwd))), fwd);
   }
 
