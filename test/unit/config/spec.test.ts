@@ -91,7 +91,9 @@ test('the ValidationError message lists every issue', () => {
 
 test('parsePortForward and parseSize', () => {
   assert.deepEqual(parsePortForward('localhost:2000:22'), { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 2000, guestPort: 22 });
-  assert.match(parsePortForward('0:22') as string, /out of range/);
+  // host port 0 is dynamic now (issue 22: picked at start); a guest port 0 stays out of range
+  assert.deepEqual(parsePortForward('0:22'), { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 22, dynamic: true });
+  assert.match(parsePortForward('2000:0') as string, /guest port 0 is out of range/);
   assert.match(parsePortForward('300.1.1.1:80:80') as string, /not an IPv4/);
   assert.equal(parseSize('1.5G'), 1.5 * 1024 ** 3);
   assert.equal(parseSize('512', 1024 ** 2), 512 * 1024 ** 2);
