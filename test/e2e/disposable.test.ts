@@ -64,7 +64,9 @@ before(async () => {
   });
   // a guest web server on 8080, detached from the ssh session
   const r = await vm.exec(
-    'mkdir -p /tmp/www && echo "hello from the guest" > /tmp/www/hello.txt && (cd /tmp/www && setsid nohup python3 -m http.server 8080 >/tmp/http.log 2>&1 </dev/null &)',
+    // every fd of the server away from the ssh session, or the session stays open
+    'mkdir -p /tmp/www && echo "hello from the guest" > /tmp/www/hello.txt && { setsid nohup python3 -m http.server 8080 --directory /tmp/www >/tmp/http.log 2>&1 </dev/null & }',
+    { timeoutMs: 60_000 },
   );
   assert.equal(r.code, 0, r.stderr);
 });
@@ -98,22 +100,22 @@ test('http strategy holds once the guest web server answers; the dynamic port re
 
 test('port strategy: holds for a listening guest port, times out naming a closed one and what was seen', async () => {
   await theVm().waitFor({ port: 8080 }, { timeoutMs: 30_000 });
-  const e = await rejection(theVm().waitFor({ port: 8081 }, { timeoutMs: 2000 }));
+  const e = await rejection(theVm().waitFor({ port: 8081 }, { timeoutMs: 4000 }));
   assert.ok(e instanceof WaitTimeoutError);
   assert.equal(e.code, 'WAIT_TIMEOUT');
   assert.match(e.message, /guest port 8081 accepting connections; last seen: guest port 8081: connection refused/);
 });
 
 test('http strategy times out with the last status seen; kumo wait --http holds and times out with exit 8', async () => {
-  const e = await rejection(theVm().waitFor({ http: { port: 8080, path: '/missing', status: 200 } }, { timeoutMs: 2000 }));
+  const e = await rejection(theVm().waitFor({ http: { port: 8080, path: '/missing', status: 200 } }, { timeoutMs: 4000 }));
   assert.equal(e.code, 'WAIT_TIMEOUT');
   assert.match(e.message, /HTTP 200 from GET \/missing on guest port 8080; last seen: HTTP status 404/);
 
   const ok = await kumo(['wait', NAME, '--port', '8080', '--http', '/missing=404', '--timeout', '30s'], { home });
   assert.equal(ok.code, 0, ok.stderr);
-  const bad = await kumo(['wait', NAME, '--port', '8080', '--http', '/missing', '--timeout', '2s'], { home });
+  const bad = await kumo(['wait', NAME, '--port', '8080', '--http', '/missing', '--timeout', '4s'], { home });
   assert.equal(bad.code, 8, bad.stderr);
-  assert.match(bad.stderr, /timed out after 2 s waiting for HTTP 200 from GET \/missing on guest port 8080; last seen: HTTP status 404/);
+  assert.match(bad.stderr, /timed out after 4 s waiting for HTTP 200 from GET \/missing on guest port 8080; last seen: HTTP status 404/);
 });
 
 test('log strategy: a line written to the serial console holds; a pattern never written times out with the last console line', async () => {
@@ -124,7 +126,7 @@ test('log strategy: a line written to the serial console holds; a pattern never 
   const cli = await kumo(['wait', NAME, '--log', `${MARK}$`, '--timeout', '30s'], { home });
   assert.equal(cli.code, 0, cli.stderr);
 
-  const e = await rejection(theVm().waitFor({ log: /never-printed-\d{9}/ }, { timeoutMs: 1500 }));
+  const e = await rejection(theVm().waitFor({ log: /never-printed-\d{9}/ }, { timeoutMs: 4000 }));
   assert.equal(e.code, 'WAIT_TIMEOUT');
   assert.match(e.message, /a serial console line matching \/never-printed-\\d\{9\}\/; last seen: last console line: \S/);
 });
@@ -137,19 +139,19 @@ test('log file strategy: a line appended to a guest file holds; a missing file t
   const cli = await kumo(['wait', NAME, '--log-file', '/tmp/app.log', '--log', 'starting', '--timeout', '30s'], { home });
   assert.equal(cli.code, 0, cli.stderr);
 
-  const e1 = await rejection(theVm().waitFor({ logFile: '/tmp/app.log', log: /stopped/ }, { timeoutMs: 1500 }));
+  const e1 = await rejection(theVm().waitFor({ logFile: '/tmp/app.log', log: /stopped/ }, { timeoutMs: 4000 }));
   assert.match(e1.message, /a line of \/tmp\/app\.log matching \/stopped\/; last seen: last line of \/tmp\/app\.log: app: ready on 8080/);
-  const e2 = await rejection(theVm().waitFor({ logFile: '/tmp/none.log', log: /x/ }, { timeoutMs: 1500 }));
+  const e2 = await rejection(theVm().waitFor({ logFile: '/tmp/none.log', log: /x/ }, { timeoutMs: 4000 }));
   assert.match(e2.message, /\/tmp\/none\.log does not exist yet/);
 });
 
 test('command strategy: holds when the command succeeds; times out with its last exit status and stderr', async () => {
   await theVm().waitFor({ command: 'test -f /tmp/app.log' }, { timeoutMs: 30_000 });
-  const e = await rejection(theVm().waitFor({ command: 'echo not-yet >&2; exit 3' }, { timeoutMs: 1500 }));
+  const e = await rejection(theVm().waitFor({ command: 'echo not-yet >&2; exit 3' }, { timeoutMs: 4000 }));
   assert.equal(e.code, 'WAIT_TIMEOUT');
   assert.match(e.message, /command 'echo not-yet >&2; exit 3' succeeding; last seen: 'echo not-yet >&2; exit 3' exited 3: not-yet/);
   // several conditions: all must hold; the error lists the ones that did not
-  const cli = await kumo(['wait', NAME, '--port', '8080', '--command', 'false', '--timeout', '2s'], { home });
+  const cli = await kumo(['wait', NAME, '--port', '8080', '--command', 'false', '--timeout', '4s'], { home });
   assert.equal(cli.code, 8, cli.stderr);
   assert.match(cli.stderr, /waiting for command 'false' succeeding; last seen: 'false' exited 1/);
   assert.doesNotMatch(cli.stderr, /guest port 8080 accepting/);

@@ -52,6 +52,7 @@ const launch: CommandDef = {
     ctx.out.data({ ...s.record, accel: s.accel, ssh: { ...s.record.ssh, ...(s.ssh ? { host: s.ssh.host, port: s.ssh.port } : {}) }, ready: s.ready ?? null }, () => {
       ctx.out.note(`${name} is ${wait ? 'ready' : 'starting'} (${s.record.driver}, ${s.accel}); ${sshWhere(s.ssh)}`);
       ctx.out.line(name);
+      if (s.record.ports.length) ctx.out.note(`  ports: ${s.record.ports.map((p) => `${p.hostAddr}:${p.hostPort}->${p.guestPort}/${p.proto}${p.dynamic ? ' (dynamic)' : ''}`).join(', ')}`);
       ctx.out.note(`  kumo ssh ${name}    kumo exec ${name} -- CMD    kumo delete --force ${name}`);
     });
   },
