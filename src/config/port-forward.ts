@@ -13,7 +13,3 @@ export interface PortForward {
   dynamic?: boolean;
 }
 
-/** `f` in words for messages and listings: `127.0.0.1:8080->80/tcp`, `(picked at start)` for a dynamic one not started yet. */
-export function forwardLabel(f: PortForward): string {
-  return `${f.hostAddr}:${f.hostPort || '(picked at start)'}->${f.guestPort}/${f.proto}${f.dynamic ? ' (dynamic)' : ''}`;
-}

@@ -86,14 +86,15 @@ export const PORT_PICK_ATTEMPTS = 5;
 /**
  * The forwards with a host port each, for a start: a fixed one as it is (a PortInUseError when
  * something holds it), a dynamic one with the port it had at the last start when that is still
- * free, else a fresh one. `avoid` holds ports already used (the ssh forward); it is extended.
+ * free and not a fixed one's, else a fresh one. `avoid` holds ports already used (the ssh
+ * forward); it is extended.
  */
-export async function assignPorts(ports: readonly PortForward[], avoid: Set<number> = new Set(), o: { checkFixed?: boolean } = {}): Promise<PortForward[]> {
+export async function assignPorts(ports: readonly PortForward[], avoid: Set<number> = new Set()): Promise<PortForward[]> {
   const out: PortForward[] = [];
+  for (const p of ports) if (!p.dynamic) avoid.add(p.hostPort); // a dynamic one never takes a fixed one's port
   for (const p of ports) {
     if (!p.dynamic) {
-      if (o.checkFixed !== false && !(await portFree(p.hostPort, p.hostAddr, p.proto))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
-      avoid.add(p.hostPort);
+      if (!(await portFree(p.hostPort, p.hostAddr, p.proto))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
       out.push(p);
       continue;
     }

@@ -77,6 +77,13 @@ test('assignPorts: a free last port is kept, a taken one re-picked, a taken fixe
     } finally {
       u.close();
     }
+    // a dynamic forward whose last port is now a fixed forward's (listed after it) moves away
+    const [dyn, fixed] = await assignPorts([
+      { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: freeNow, guestPort: 80, dynamic: true },
+      { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: freeNow, guestPort: 81 },
+    ]);
+    assert.notEqual(dyn!.hostPort, freeNow);
+    assert.equal(fixed!.hostPort, freeNow);
     await assert.rejects(assignPorts([{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: taken, guestPort: 80 }]), (e: Error) => e instanceof PortInUseError && e.message === `port 127.0.0.1:${taken} is already taken`);
   } finally {
     await close(held);

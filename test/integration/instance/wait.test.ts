@@ -136,3 +136,15 @@ test('an instance that goes away ends the wait at once; an abort interrupts it',
   ac.abort();
   assert.equal((await timeoutOf(waiting)).code, 'INTERRUPTED');
 });
+
+test('launch({ waitFor }) with a condition that can never hold is refused before anything is made', async () => {
+  const { launch } = await import('../../../src/index.js');
+  const { readdir } = await import('node:fs/promises');
+  const home = join(dir, 'home');
+  await assert.rejects(
+    launch({ image: join(dir, 'no-such-image.qcow2'), name: 'never', home, waitFor: [{ port: 80 }, { log: 'a(' }] }),
+    (e: Error & { code?: string }) => e.code === 'INVALID_WAIT' && /not a valid regular expression/.test(e.message),
+  );
+  const made = await readdir(join(home, 'instances')).catch(() => []);
+  assert.deepEqual(made, []);
+});
