@@ -346,9 +346,11 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
     else
       input.ports.forEach((p, i) => {
         const r = parsePortForwardInput(p);
-        if (typeof r === 'string') issues.push({ path: `ports[${i}]`, message: r, hint: 'HOST:GUEST, e.g. 8080:80' });
+        if (typeof r === 'string') issues.push({ path: `ports[${i}]`, message: r, hint: 'HOST:GUEST, e.g. 8080:80, or 0:80 to get a free host port' });
         else if (!r.dynamic && ports.some((q) => q.hostPort === r.hostPort && q.proto === r.proto && q.hostAddr === r.hostAddr))
           issues.push({ path: `ports[${i}]`, message: `host port ${r.hostPort}/${r.proto} is given twice`, hint: 'each host port can forward to one guest port' });
+        else if (r.dynamic && ports.some((q) => q.dynamic && q.guestPort === r.guestPort && q.proto === r.proto && q.hostAddr === r.hostAddr))
+          issues.push({ path: `ports[${i}]`, message: `a dynamic forward to guest port ${r.guestPort}/${r.proto} is given twice`, hint: `one is enough; its host port is read with mappedPort(${r.guestPort})` });
         else ports.push(r);
       });
   }

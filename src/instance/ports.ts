@@ -17,7 +17,7 @@ export interface PortList {
 
 function parsePort(s: unknown): PortForward {
   const p = parsePortForwardInput(s);
-  if (typeof p === 'string') throw new ValidationError('invalid port forward', [{ path: 'port', message: p, hint: 'HOST:GUEST, e.g. 8080:80' }]);
+  if (typeof p === 'string') throw new ValidationError('invalid port forward', [{ path: 'port', message: p, hint: 'HOST:GUEST, e.g. 8080:80, or 0:80 to get a free host port' }]);
   return p;
 }
 

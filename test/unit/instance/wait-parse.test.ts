@@ -43,6 +43,8 @@ test('dynamic ports: 0:GUEST, ADDR:0:GUEST, 0:GUEST/udp and { guest } without a 
   // two dynamic forwards are not "the same host port twice"; two fixed ones are
   assert.equal(validateSpec({ name: 'a', ports: ['0:80', '0:81'] }).ports.length, 2);
   assert.throws(() => validateSpec({ name: 'a', ports: ['8080:80', '8080:81'] }), /given twice/);
+  assert.throws(() => validateSpec({ name: 'a', ports: ['0:80', { guest: 80 }] }), /ports\[1\]: a dynamic forward to guest port 80\/tcp is given twice/);
+  assert.equal(validateSpec({ name: 'a', ports: ['0:80', '0:80/udp', '8080:80'] }).ports.length, 3);
   assert.throws(() => validateSpec({ name: 'a', ports: ['0:0'] }), (e: Error & { code?: string }) => e.code === 'INVALID' && /ports\[0\]: guest port 0 is out of range/.test(e.message));
 });
 
