@@ -176,12 +176,17 @@ export async function warmTemplate(paths: KumoPaths, input: Omit<InstanceSpecInp
     const bootMs = Date.now() - t0;
     rec = started.record;
     rt = runtimeFor(wpaths, rec);
-    const agent = await em.step('agent', 'guest agent', () =>
-      withAgent(instanceFiles(wpaths, name).agentSocket, (a) => a.execute('guest-ping'), 20_000).then(
-        () => true,
-        () => false,
+    // The agent answers (then clones get their identity through it), and what the frozen guest is called.
+    const guest = await em.step('agent', 'guest agent', () =>
+      withAgent(instanceFiles(wpaths, name).agentSocket, (a) => a.exec('/bin/sh', ['-c', 'hostname; cat /etc/machine-id']), 20_000).then(
+        (r) => {
+          const [hostname = '', machineId = ''] = r.stdout.trim().split('\n');
+          return { hostname, machineId };
+        },
+        () => undefined,
       ),
     );
+    const agent = guest !== undefined;
     if (!agent) em.warn(`the guest agent of ${spec.image} does not answer: clones get their identity over ssh (slower); build images with the qemu-guest-agent element`);
     // No connection of kumo's may be frozen into the template.
     await closeMaster(sshTargetFor(wpaths, rec));
@@ -202,6 +207,7 @@ export async function warmTemplate(paths: KumoPaths, input: Omit<InstanceSpecInp
       mac: rec.mac,
       hostKeyPublic,
       agent,
+      ...(guest ? { guest } : {}),
       stateSha256: await hashFile(f.state),
       sizes: {
         stateBytes: saved.bytes,

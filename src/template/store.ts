@@ -57,6 +57,8 @@ export interface TemplateRecord {
   hostKeyPublic: string;
   /** Whether the guest agent answered in the template (then identity goes through it). */
   agent: boolean;
+  /** The frozen guest's own hostname and machine-id (no clone may keep them). */
+  guest?: { hostname: string; machineId: string };
   /** sha256 of the state file, checked before each restore. */
   stateSha256: string;
   sizes: { stateBytes: number; memoryBytes: number; memoryOnDiskBytes: number; diskOnDiskBytes: number };
