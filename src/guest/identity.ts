@@ -85,9 +85,16 @@ function checkOutput(name: string, id: CloneIdentity, r: { code: number; stdout:
 
 /** Give the identity through the guest agent at `socket` (connects, runs the script, checks it). */
 export async function identityOverAgent(name: string, socket: string, id: CloneIdentity, timeoutMs = 30_000): Promise<void> {
-  const agent = await GuestAgent.connect(socket, Math.min(timeoutMs, 15_000));
+  let agent: GuestAgent;
   try {
-    const r = await agent.exec('/bin/sh', ['-c', IDENTITY_SCRIPT, 'kumo-identity', ...scriptArgs(id)], { timeoutMs });
+    agent = await GuestAgent.connect(socket, Math.min(timeoutMs, 15_000));
+  } catch (e) {
+    throw new IdentityError(name, (e as Error).message);
+  }
+  try {
+    const r = await agent.exec('/bin/sh', ['-c', IDENTITY_SCRIPT, 'kumo-identity', ...scriptArgs(id)], { timeoutMs }).catch((e: Error) => {
+      throw e instanceof IdentityError ? e : new IdentityError(name, e.message);
+    });
     checkOutput(name, id, r);
   } finally {
     agent.close();
@@ -98,6 +105,8 @@ export async function identityOverAgent(name: string, socket: string, id: CloneI
 export async function identityOverSsh(name: string, target: SshTarget, id: CloneIdentity, timeoutMs = 60_000): Promise<void> {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const cmd = ['sudo', '-n', 'sh', '-c', IDENTITY_SCRIPT, 'kumo-identity', ...scriptArgs(id)].map(q).join(' ');
-  const r = await sshExec(target, cmd, { timeoutMs });
+  const r = await sshExec(target, cmd, { timeoutMs }).catch((e: Error) => {
+    throw new IdentityError(name, e.message);
+  });
   checkOutput(name, id, r);
 }

@@ -55,5 +55,5 @@ export { findOrphans, repairInstances, type OrphanOptions, type RepairOptions, t
 // The instances' disks count as users of stored images (image rm/prune); src/builtins.ts registers it.
 export { registerInstanceDiskSource } from './disks.js';
 // Warm templates: make one, the one a launch uses, who uses it, remove one (src/instance/warm.ts; the store is src/template/).
-export { warmTemplate, createFromTemplate, removeTemplate, templateUsers, sweepWarmLeftovers, templateFor, type WarmOptions, type WarmResult } from './warm.js';
+export { warmTemplate, createFromTemplate, removeTemplate, pruneTemplates, type TemplatePruneResult, templateUsers, sweepWarmLeftovers, templateFor, type WarmOptions, type WarmResult } from './warm.js';
 export { listTemplates, readTemplate, findTemplate, registerTemplateDiskSource, type TemplateRecord, type TemplateKey } from '../template/store.js';

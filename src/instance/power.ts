@@ -120,6 +120,7 @@ async function startOrRestore(paths: KumoPaths, rec0: InstanceRecord, driver: Dr
     rec = rest;
     await writeRecord(paths, rec);
     if (stateFile) await rm(stateFile, { force: true });
+    await driver.discardSavedState?.(runtimeFor(paths, rec)).catch(() => {});
     const res = await em.step('start', `starting ${rec.name}`, () => driver.start(runtimeFor(paths, rec), opts));
     return { rec, res };
   };
@@ -245,6 +246,7 @@ export async function stopInstance(paths: KumoPaths, name: string, opts: StopIns
           hint: `resume it (kumo start ${name}), or drop its saved state (the next start boots, as after a power cut): kumo stop --force ${name}`,
         });
       const { restore: _r, run: _run, ...rest } = rec;
+      await driver.discardSavedState?.(rt);
       await writeRecord(paths, rest);
       await rm(rec.restore.stateFile, { force: true });
       em.info(`${name}: its saved state was dropped`);

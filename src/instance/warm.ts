@@ -18,11 +18,12 @@ import { validateSpec, type InstanceSpec, type InstanceSpecInput } from '../conf
 import { ConflictError, KumoError } from '../core/errors.js';
 import { exists, hashFile } from '../core/fs.js';
 import { Emitter } from '../events/events.js';
-import { driverNames, getDriver, hasCapability, requireCapability, type Driver, type InstanceRuntime } from '../driver/index.js';
+import { driverNames, getDriver, hasCapability, requireCapability, type Driver, type InstanceRuntime, type TemplateHost } from '../driver/index.js';
 import { ensureDefaultKey, userKey } from '../guest/keys.js';
 import { withAgent } from '../guest/agent.js';
 import { closeMaster } from '../guest/master.js';
 import { qemuImg } from '../disk/index.js';
+import { listImages } from '../image/index.js';
 import {
   freezeTemplateFiles,
   listTemplates,
@@ -302,4 +303,52 @@ export async function templateStateIntact(paths: KumoPaths, tpl: TemplateRecord)
   const f = templateFiles(paths, tpl.id);
   if (!(await exists(f.state)) || !(await exists(f.memory))) return false;
   return (await hashFile(f.state)) === tpl.stateSha256;
+}
+
+export interface TemplatePruneResult {
+  removed: { id: string; why: string }[];
+  kept: { id: string; why: string }[];
+}
+
+/**
+ * Remove templates no clone uses that cannot serve a launch any more: made by another QEMU
+ * version or machine type than this host's, or of a base image that is gone or superseded (a
+ * newer version of its alias). With `all`, every unused template. Runs before the image prune,
+ * so that the base images they kept in use can go too.
+ */
+export async function pruneTemplates(paths: KumoPaths, o: { dryRun?: boolean; all?: boolean } & OpOptions = {}): Promise<TemplatePruneResult> {
+  const out: TemplatePruneResult = { removed: [], kept: [] };
+  await sweepWarmLeftovers(paths);
+  const images = new Map((await listImages(paths)).map((r) => [r.id, r]));
+  const hosts = new Map<string, TemplateHost | undefined>();
+  for (const t of await listTemplates(paths)) {
+    const users = await templateUsers(paths, t.id);
+    if (users.length) {
+      out.kept.push({ id: t.id, why: `used by ${users.join(', ')}` });
+      continue;
+    }
+    const img = images.get(t.key.imageId);
+    let why: string | undefined;
+    if (!img) why = 'its base image is gone';
+    else if (img.supersededBy) why = 'its base image is superseded';
+    else {
+      const hk = `${t.key.driver}:${t.key.host.accel}`;
+      if (!hosts.has(hk)) hosts.set(hk, await templateHostFor(paths, t).catch(() => undefined));
+      const h = hosts.get(hk);
+      if (h && (h.version !== t.key.host.version || h.machine !== t.key.host.machine)) why = `made by ${t.key.host.hypervisor} ${t.key.host.version} (${t.key.host.machine}); this host has ${h.version} (${h.machine})`;
+      else if (o.all) why = 'unused';
+    }
+    if (!why) {
+      out.kept.push({ id: t.id, why: 'current' });
+      continue;
+    }
+    out.removed.push({ id: t.id, why });
+    if (!o.dryRun) await removeTemplate(paths, t.id, o);
+  }
+  return out;
+}
+
+async function templateHostFor(paths: KumoPaths, t: TemplateRecord): Promise<TemplateHost> {
+  const d = requireCapability(await getDriver(t.key.driver), 'templates', 'make warm templates');
+  return d.templateHost({ paths, accel: t.key.host.accel } as InstanceRuntime);
 }

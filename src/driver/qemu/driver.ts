@@ -103,7 +103,13 @@ export class QemuDriver implements Driver {
 
   async start(rt: InstanceRuntime, opts: StartOptions = {}): Promise<StartResult> {
     const em = new Emitter(opts.onEvent);
-    const st = await this.status(rt);
+    let st = await this.status(rt);
+    if (st.pid !== undefined && st.state === 'unknown' && /'inmigrate'/.test(st.detail ?? '')) {
+      // A QEMU left waiting for a restore whose kumo died (kill -9 during a start): it holds no guest yet.
+      em.warn(`instance '${rt.name}': a restore that never finished left QEMU (pid ${st.pid}) waiting; stopping it`);
+      await this.stop(rt, { force: true });
+      st = await this.status(rt);
+    }
     if (st.pid !== undefined && st.state !== 'crashed') {
       throw new InstanceRunningError(rt.name, { message: `instance '${rt.name}' is already running (pid ${st.pid})` });
     }

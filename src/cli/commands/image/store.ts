@@ -193,9 +193,9 @@ const rm: CommandDef = {
 
 const prune: CommandDef = {
   name: 'prune',
-  summary: 'remove images no instance uses (superseded and downloaded ones) and repair the store',
+  summary: 'remove images and warm templates no instance uses (superseded, stale and downloaded ones) and repair the store',
   description:
-    'Removes every unused image that can be fetched again (pulled by alias or URL), superseded versions (left by `image sync` or a rebuild under the same name) and unnamed ones. Built, imported and captured images are kept unless --all. Also repairs the store: metadata without data, data without metadata (kept, with new metadata, when an instance uses it) and leftovers of interrupted downloads.',
+    'Removes every unused image that can be fetched again (pulled by alias or URL), superseded versions (left by `image sync` or a rebuild under the same name) and unnamed ones. Built, imported and captured images are kept unless --all. Warm templates no clone uses go first when they can no longer serve a launch (another QEMU version or machine type, a superseded or missing base image; with --all, every unused one). Also repairs the store: metadata without data, data without metadata (kept, with new metadata, when an instance uses it) and leftovers of interrupted downloads.',
   options: {
     'dry-run': { type: 'boolean', description: 'show what would be removed, remove nothing' },
     all: { type: 'boolean', description: 'also remove unused built, imported and captured images' },
@@ -204,9 +204,13 @@ const prune: CommandDef = {
     const { pruneImages } = await lib();
     const paths = await ctx.paths();
     const dry = optBool(args, 'dry-run');
+    // Templates first: a stale one keeps its base image in use.
+    const inst = await import('../../../instance/index.js');
+    const t = await inst.pruneTemplates(paths, { dryRun: dry, all: optBool(args, 'all'), signal: ctx.signal });
     const r = await pruneImages(paths, { dryRun: dry, all: optBool(args, 'all') });
-    ctx.out.data(r, () => {
+    ctx.out.data({ ...r, templates: t }, () => {
       const verb = dry ? 'would remove' : 'removed';
+      for (const x of t.removed) ctx.out.line(`${verb} template ${x.id} (${x.why})`);
       for (const x of r.removed) ctx.out.line(`${verb} ${label(x)} ${short(x.id)} (${bytes(x.size)})`);
       for (const x of r.repaired) ctx.out.line(`${dry ? 'would repair' : 'repaired'}: ${x}`);
       for (const u of r.unreadable ?? []) ctx.out.warn(`cannot read the disk chain of ${u.disk} (${u.owner}): ${u.error}; no image was removed`);
