@@ -194,7 +194,7 @@ export async function warmTemplate(paths: KumoPaths, input: Omit<InstanceSpecInp
     const d = requireCapability(driver, 'suspend', 'save machine states');
     const saved = await em.step('save', 'saving the ready machine', () => d.saveState(rt!, join(wdir, 'state'), { ignoreShared: true, ...(opts.signal ? { signal: opts.signal } : {}) }));
     rt = undefined;
-    if (saved.machine !== key.host.machine) throw new KumoError('TEMPLATE_UNSUPPORTED', 'external', `QEMU ran machine type ${saved.machine}, not ${key.host.machine}`, { hint: 'report this as a bug' });
+    if (saved.machine !== key.host.machine) throw new KumoError('STATE_SAVE_FAILED', 'external', `QEMU ran machine type ${saved.machine}, not ${key.host.machine}`, { hint: 'report this as a bug' });
     await rename(wdir, tf.dir);
     const f = templateFiles(paths, id);
     const hostKeyPublic = (await readFile(`${instanceFilesIn(f.dir).hostKey}.pub`, 'utf8')).trim();
