@@ -96,7 +96,9 @@ export interface RestoredStart {
 async function waitSshAnswers(name: string, host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const end = Date.now() + timeoutMs;
   let delay = 20;
-  while (!(await sshBanner(host, port, 2000))) {
+  // A restored sshd is listening already; on a loaded host it may take seconds to answer (a
+  // process per connection): each try waits longer, or a slow sshd is never heard.
+  for (let i = 0; !(await sshBanner(host, port, Math.min(15_000, 2000 * 2 ** i))); i++) {
     if (signal?.aborted) throw new InterruptedError(`waiting for '${name}' was interrupted`);
     if (Date.now() > end) throw new NotReadyError(name, 'ssh (restored)', Math.round(timeoutMs / 1000), [], `no ssh banner on ${host}:${port}`);
     await sleep(delay);
