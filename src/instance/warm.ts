@@ -238,6 +238,9 @@ export async function warmTemplate(paths: KumoPaths, input: Omit<InstanceSpecInp
 export async function templateFor(paths: KumoPaths, spec: InstanceSpec, image: BaseImage, driver: Driver): Promise<{ template?: TemplateRecord; reason?: string }> {
   const why = templateIneligible(spec, driver);
   if (why) return { reason: why };
+  // Most launches have no template of their image: say so before asking QEMU about the host.
+  const same = (await listTemplates(paths)).filter((t) => t.key.imageId === image.id);
+  if (!same.length) return { reason: `no warm template for this image (kumo image warm ${spec.image} makes one)` };
   const key = await templateKeyFor(paths, spec, image, driver);
   const id = templateIdOf(key);
   const f = templateFiles(paths, id);
@@ -247,8 +250,6 @@ export async function templateFor(paths: KumoPaths, spec: InstanceSpec, image: B
     return { template: t };
   }
   // Say why a template of the same image is not used (another shape, another QEMU).
-  const same = (await listTemplates(paths)).filter((t) => t.key.imageId === key.imageId);
-  if (!same.length) return { reason: `no warm template for this image (kumo image warm ${spec.image} makes one)` };
   const t = same[0]!;
   const diffs: string[] = [];
   if (t.key.host.version !== key.host.version) diffs.push(`QEMU ${t.key.host.version} made it, this host has ${key.host.version}`);
