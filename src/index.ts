@@ -72,6 +72,22 @@ export {
 // Snapshots, clones, golden images.
 export { createSnapshot, listSnapshots, restoreSnapshot, deleteSnapshot } from './instance/index.js';
 export { cloneInstance, type CloneOptions, type CloneResult } from './instance/index.js';
+// Warm templates (instant clones) and suspend/resume (docs/templates.md).
+export {
+  warmTemplate,
+  listTemplates,
+  removeTemplate,
+  pruneTemplates,
+  templateUsers,
+  suspendInstance,
+  type WarmOptions,
+  type WarmResult,
+  type TemplateRecord,
+  type TemplateKey,
+  type TemplatePruneResult,
+  type SuspendResult,
+  type RestoredStart,
+} from './instance/index.js';
 export { captureInstance, ImageExistsError, type CaptureOptions, type CaptureResult } from './golden/index.js';
 export { consolidateInstance, type ConsolidateOptions, type ConsolidateResult } from './golden/index.js';
 

@@ -34,7 +34,7 @@ function walk(dir) {
 const RUN = {
   unit: { concurrency: 2, timeoutMs: 120_000 },
   integration: { concurrency: 1, timeoutMs: 900_000 },
-  e2e: { concurrency: 1, timeoutMs: 2_400_000, first: ['golden', 'libvirt', 'qemu-lifecycle', 'qemu-parallel', 'build-boot'] },
+  e2e: { concurrency: 1, timeoutMs: 2_400_000, first: ['golden', 'warm', 'libvirt', 'qemu-lifecycle', 'qemu-parallel', 'build-boot'] },
 };
 function ordered(group, files) {
   const first = RUN[group]?.first ?? [];

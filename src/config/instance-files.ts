@@ -29,6 +29,10 @@ export interface InstanceFiles {
   qmpSocket: string;
   /** QEMU driver: the instance's own copy of the UEFI variable store. */
   efiVars: string;
+  /** QEMU driver: the guest agent's virtio-serial port, as a unix socket on the host. */
+  agentSocket: string;
+  /** QEMU driver: the saved machine state of a suspended instance (`kumo suspend`). */
+  suspendState: string;
   /** libvirt driver: the domain XML kumo last defined (present once a start succeeded). */
   domainXml: string;
 }
@@ -46,6 +50,8 @@ export function instanceFilesIn(dir: string): InstanceFiles {
     qemuPid: join(dir, 'qemu.pid'),
     qmpSocket: join(dir, 'qmp.sock'),
     efiVars: join(dir, 'efivars.fd'),
+    agentSocket: join(dir, 'qga.sock'),
+    suspendState: join(dir, 'suspend.state'),
     domainXml: join(dir, 'domain.xml'),
   };
 }

@@ -8,6 +8,7 @@
  *     keys/         kumo's default ssh key pair
  *     cache/        downloads in progress, build caches, probe results
  *     tmp/          scratch space on the same file system (for atomic renames)
+ *     templates/    warm templates: a ready guest's frozen disk, RAM file and device state
  *     catalog.yaml  (optional) the user's own image sources and aliases
  */
 import { homedir } from 'node:os';
@@ -24,6 +25,8 @@ export interface KumoPaths {
   cache: string;
   tmp: string;
   catalog: string;
+  /** Warm templates: booted machines frozen to restore clones from (src/template/). */
+  templates: string;
 }
 
 export interface HomeOptions {
@@ -49,6 +52,7 @@ export function pathsFor(home: string): KumoPaths {
     cache: join(home, 'cache'),
     tmp: join(home, 'tmp'),
     catalog: join(home, 'catalog.yaml'),
+    templates: join(home, 'templates'),
   };
 }
 

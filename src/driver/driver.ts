@@ -59,6 +59,26 @@ export interface InstanceRuntime {
   firmware?: 'bios' | 'uefi';
   /** Driver-specific settings kept in instance.json (e.g. libvirt's connect URI). */
   driverOptions?: Record<string, unknown>;
+  /**
+   * The guest's RAM in a file instead of anonymous memory (warm templates): `share: true` while a
+   * template is made (the file becomes the template's memory), `share: false` for a clone (the
+   * file is mapped private, so the clone's writes stay in its own memory and the file never changes).
+   */
+  memoryFile?: { path: string; share: boolean };
+  /** The machine type pinned for a saved state (`pc-q35-7.2`), instead of the `q35` alias. */
+  machine?: string;
+  /** The VM generation id (vmgenid device): a new one tells the guest kernel to reseed its RNG. */
+  vmgenid?: string;
+  /** Start by restoring this saved state instead of booting (a clone of a template, a suspended instance). */
+  restore?: RestoreSpec;
+}
+
+/** A saved machine state to start from. */
+export interface RestoreSpec {
+  /** The state file (a QEMU migration stream). */
+  stateFile: string;
+  /** The state was saved with RAM left in a shared memory file (x-ignore-shared): memoryFile must be set. */
+  ignoreShared: boolean;
 }
 
 export type PowerState =
@@ -84,6 +104,8 @@ export interface RuntimeStatus {
 
 export interface StartResult {
   pid?: number;
+  /** Set when the start restored a saved state (ms spent in QEMU's start and in the restore). */
+  restored?: { startMs: number; restoreMs: number };
   accel: string;
   /** The ssh port really used (a driver may have had to pick another). */
   sshPort: number;
@@ -158,6 +180,51 @@ export interface SshEndpointCapability {
   sshEndpoint(rt: InstanceRuntime): Promise<SshEndpoint | undefined>;
 }
 
+export interface SaveStateOptions {
+  /** RAM stays in the machine's shared memory file (a warm template): only device state is written. */
+  ignoreShared?: boolean;
+  onEvent?: EventSink;
+  signal?: AbortSignal;
+}
+
+export interface SavedState {
+  /** Bytes of the state file. */
+  bytes: number;
+  /** ms from pausing the guest to the state being on disk. */
+  ms: number;
+  /** The machine type the state needs (pinned by the start that restores it). */
+  machine: string;
+}
+
+export interface SuspendCapability {
+  /**
+   * Save the running machine's whole state and stop it: the QEMU driver writes it to
+   * `stateFile` (start with `rt.restore` resumes it); libvirt keeps it itself (managed save, and
+   * `stateFile` is not used). The machine is stopped afterwards, and never half: on failure it
+   * is left running (resumed) and the partial file removed.
+   */
+  saveState(rt: InstanceRuntime, stateFile: string, o?: SaveStateOptions): Promise<SavedState>;
+  /** Whether the backend holds a saved state of its own for the instance (libvirt's managed save). */
+  hasSavedState?(rt: InstanceRuntime): Promise<boolean>;
+  /** Drop a saved state the backend holds (libvirt's managed save); the next start boots. */
+  discardSavedState?(rt: InstanceRuntime): Promise<void>;
+}
+
+export interface TemplatesCapability {
+  /**
+   * What a template made by this backend on this host needs, to tell later whether a clone can
+   * be restored here: the hypervisor's version, the pinned machine type, the accelerator.
+   */
+  templateHost(rt: InstanceRuntime): Promise<TemplateHost>;
+}
+
+export interface TemplateHost {
+  hypervisor: string;
+  version: string;
+  machine: string;
+  accel: string;
+}
+
 /** A machine the backend runs for a kumo home whose instance directory is gone (an orphan). */
 export interface OrphanMachine {
   driver: string;
@@ -227,7 +294,9 @@ export type Driver = DriverCore &
   Partial<SnapshotsCapability> &
   Partial<ConsoleLogCapability> &
   Partial<SshEndpointCapability> &
-  Partial<DesyncCapability>;
+  Partial<DesyncCapability> &
+  Partial<SuspendCapability> &
+  Partial<TemplatesCapability>;
 
 type CapabilityMethods = {
   ports: PortsCapability;
@@ -235,6 +304,8 @@ type CapabilityMethods = {
   consoleLog: ConsoleLogCapability;
   sshEndpoint: SshEndpointCapability;
   desync: DesyncCapability;
+  suspend: SuspendCapability;
+  templates: TemplatesCapability;
 };
 
 const CAPABILITY_METHOD: { [K in keyof CapabilityMethods]: keyof CapabilityMethods[K] } = {
@@ -243,6 +314,8 @@ const CAPABILITY_METHOD: { [K in keyof CapabilityMethods]: keyof CapabilityMetho
   consoleLog: 'consoleLogPath',
   sshEndpoint: 'sshEndpoint',
   desync: 'orphans',
+  suspend: 'saveState',
+  templates: 'templateHost',
 };
 
 /** Whether a driver implements a capability group. */

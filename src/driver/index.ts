@@ -12,7 +12,7 @@ export {
   folderDriver,
 } from './registry.js';
 export { freePort, portFree, PortInUseError } from './net.js';
-export { macFor } from './shared/mac.js';
+export { macFor, vmgenidFor } from './shared/mac.js';
 export { hostfwdRule } from './shared/hostfwd.js';
 export { detectAccel, kvmUsable, probeAccel, type Accel, type AccelChoice, type KvmProbe } from './shared/accel.js';
 export { toolCheck, type HostCheck, type HostCheckStatus } from './shared/checks.js';

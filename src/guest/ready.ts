@@ -174,7 +174,9 @@ export async function waitReady(t: SshTarget, o: WaitReadyOptions): Promise<Read
       end('booting', 'booting');
       begin('network', 'network');
     }
-    if (await sshBanner(t.host, t.port, 1500)) break;
+    // A loaded host's guest may take seconds to send the banner (sshd starts a process per
+    // connection): give each try a little longer, or a slow sshd is never heard.
+    if (await sshBanner(t.host, t.port, Math.min(8000, 1500 + 500 * checks))) break;
     if (Date.now() > deadline) await fail();
     if (++checks % 3 === 0) await guard();
     await sleep(300, o.signal);

@@ -51,6 +51,8 @@ export interface CreateOptions extends OpOptions {
   image?: BaseImage;
   /** Make the instance's disk at `path` instead of a fresh overlay on the base (kumo clone: a copy of another instance's disk). */
   makeDisk?: (path: string) => Promise<void>;
+  /** Fields to add to (or change in) the record before it is written (a template clone's restore, MAC). */
+  extra?: (rec: InstanceRecord) => Partial<InstanceRecord>;
 }
 
 /** Create an instance (disk overlay, seed, keys, record) without starting it. Rolls back on failure. */
@@ -129,9 +131,10 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       ...(spec.userDataPath ? { userDataSource: spec.userDataPath } : spec.userDataText !== undefined ? { userDataSource: '(inline)' } : {}),
       ...(driverOptions && Object.keys(driverOptions).length ? { driverOptions } : {}),
     };
+    const full: InstanceRecord = opts.extra ? { ...rec, ...opts.extra(rec) } : rec;
     // The record is written last: it is the "complete" marker.
-    await writeRecord(paths, rec);
-    return rec;
+    await writeRecord(paths, full);
+    return full;
   } catch (e) {
     await rm(files.dir, { recursive: true, force: true }).catch(() => {});
     throw e;

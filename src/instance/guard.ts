@@ -28,6 +28,12 @@ export async function ensureStopped(paths: KumoPaths, name: string, what: string
   const st = await instanceStatus(paths, name);
   if (st.state === 'incomplete' || st.state === 'corrupt')
     throw new ConflictError('INSTANCE_INCOMPLETE', `instance '${name}' cannot be used: ${st.detail ?? st.state}`, { hint: `remove what is left with: kumo delete ${name}` });
+  if (st.state === 'suspended')
+    throw new InstanceRunningError(name, {
+      message: `cannot ${what} instance '${name}' while it is suspended (its saved memory belongs to the disk as it is)`,
+      hint: `resume and stop it (kumo start ${name} && kumo stop ${name}), or drop the saved state: kumo stop --force ${name}`,
+      details: { state: st.state },
+    });
   if (!RUNNING.has(st.state)) return;
   if (!opts.stop)
     throw new InstanceRunningError(name, {

@@ -7,6 +7,9 @@ export {
   restartInstance,
   deleteInstance,
   waitInstanceReady,
+  suspendInstance,
+  type SuspendResult,
+  type RestoredStart,
   type StartInstanceOptions,
   type StartInstanceResult,
   type StopInstanceOptions,
@@ -76,3 +79,6 @@ export {
 export { findOrphans, repairInstances, type OrphanOptions, type RepairOptions, type RepairResult } from './desync.js';
 // The instances' disks count as users of stored images (image rm/prune); src/builtins.ts registers it.
 export { registerInstanceDiskSource } from './disks.js';
+// Warm templates: make one, the one a launch uses, who uses it, remove one (src/instance/warm.ts; the store is src/template/).
+export { warmTemplate, createFromTemplate, removeTemplate, pruneTemplates, type TemplatePruneResult, templateUsers, sweepWarmLeftovers, templateFor, type WarmOptions, type WarmResult } from './warm.js';
+export { listTemplates, readTemplate, findTemplate, registerTemplateDiskSource, type TemplateRecord, type TemplateKey } from '../template/store.js';

@@ -14,7 +14,11 @@ import type { ExecResult, SshTarget } from '../guest/ssh.js';
 import { copyIn, copyOut, execIn, type CopyOptions, type ExecOptions } from './exec.js';
 import type { ReadyResult } from '../guest/ready.js';
 import type { PortForward } from '../driver/driver.js';
-import { createInstance, newInstanceName } from './create.js';
+import { createInstance, newInstanceName, resolveImage } from './create.js';
+import { createFromTemplate, templateFor, templateIneligible } from './warm.js';
+import { validateSpec } from '../config/spec.js';
+import { driverNames, getDriver } from '../driver/index.js';
+import { Emitter } from '../events/events.js';
 import { consoleTail } from './logs.js';
 import { addPort, mappedPort, removePort } from './ports.js';
 import { conditionsFor, instanceWaitContext, waitConditions, waitForInstance, type WaitForOptions, type WaitResult, type WaitStrategy } from './wait.js';
@@ -152,6 +156,8 @@ export interface LaunchOptions extends Omit<InstanceSpecInput, 'name'>, OpOption
   waitFor?: WaitStrategy | readonly WaitStrategy[];
   /** How long `waitFor` may take (ms; default 60000). */
   waitForTimeoutMs?: number;
+  /** Boot even when a warm template matches (default false: a matching template is restored, about a second). */
+  cold?: boolean;
 }
 
 /** Lines of the serial console a failed launch puts in its error. */
@@ -166,11 +172,11 @@ const CONSOLE_TAIL_LINES = 20;
  * them already), and a hint line saying what became of the instance.
  */
 export async function launchInstance(paths: KumoPaths, o: LaunchOptions): Promise<StartInstanceResult> {
-  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, waitFor, waitForTimeoutMs, ...spec } = o;
+  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, waitFor, waitForTimeoutMs, cold, ...spec } = o;
   const conditions = waitFor !== undefined ? conditionsFor(waitFor) : undefined; // bad conditions fail before anything is made
   const name = o.name ?? newInstanceName();
   const ev = { ...(onEvent ? { onEvent } : {}), ...(signal ? { signal } : {}) };
-  const rec = await createInstance(paths, { ...spec, name }, { ...ev, ...(cwd ? { cwd } : {}) });
+  const rec = await createForLaunch(paths, { ...spec, name }, { ...ev, ...(cwd ? { cwd } : {}), ...(cold ? { cold } : {}) });
   try {
     const started = await startInstance(paths, name, { ...ev, wait: wait ?? true });
     if (conditions) await waitConditions(await instanceWaitContext(paths, name), conditions, { ...(waitForTimeoutMs !== undefined ? { timeoutMs: waitForTimeoutMs } : {}), ...(signal ? { signal } : {}) });
@@ -180,6 +186,29 @@ export async function launchInstance(paths: KumoPaths, o: LaunchOptions): Promis
     const fate = keepOnFailure ? 'kept' : await deleteInstance(paths, name, { force: true }).then(() => 'removed' as const, () => 'left' as const);
     throw withConsoleTail(e, name, tail, fate);
   }
+}
+
+/**
+ * Create the instance a launch starts: a clone of the warm template that matches its image and
+ * shape on this host (its first start restores the template), or a fresh overlay that boots. Says
+ * which, and why not a template.
+ */
+async function createForLaunch(paths: KumoPaths, input: InstanceSpecInput, o: OpOptions & { cwd?: string; cold?: boolean }): Promise<InstanceRecord> {
+  const em = new Emitter(o.onEvent);
+  const spec = validateSpec(input, { ...(o.cwd ? { cwd: o.cwd } : {}), drivers: driverNames() });
+  const driver = await getDriver(spec.driver);
+  if (o.cold || templateIneligible(spec, driver)) {
+    if (o.cold) em.info(`${spec.name}: booting (--cold)`);
+    return createInstance(paths, spec, o);
+  }
+  const image = await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, o));
+  const found = await templateFor(paths, spec, image, driver);
+  if (found.template) {
+    em.info(`${spec.name}: from warm template ${found.template.id} (--cold boots instead)`);
+    return createFromTemplate(paths, spec, found.template, image, o);
+  }
+  em.info(`${spec.name}: booting: ${found.reason}`);
+  return createInstance(paths, spec, { ...o, image });
 }
 
 /** The failed launch's error, same class and code, with the console tail and what became of the instance. */

@@ -12,7 +12,8 @@ import type { SshTarget } from '../guest/ssh.js';
 import { endpointFor, resolveSshTarget, sshTargetFor } from './ssh-target.js';
 import { InstanceNotFoundError, instanceFiles, listNames, readRecord, runtimeFor, type InstanceRecord } from './store.js';
 
-export type InstanceState = RuntimeStatus['state'] | 'creating' | 'incomplete' | 'corrupt';
+/** 'suspended': stopped with a saved state that the next start resumes (kumo suspend). */
+export type InstanceState = RuntimeStatus['state'] | 'suspended' | 'creating' | 'incomplete' | 'corrupt';
 
 export interface InstanceStatus {
   name: string;
@@ -52,9 +53,11 @@ export async function instanceStatus(paths: KumoPaths, name: string): Promise<In
   const st = await driver.status(rt);
   const live = st.state === 'running' || st.state === 'paused' || st.state === 'unknown';
   const ssh = live ? await endpointFor(driver, rt, rec).catch(() => undefined) : undefined;
+  const suspended = st.state === 'stopped' && rec.restore?.kind === 'suspend';
   return {
     name,
-    state: st.state,
+    state: suspended ? 'suspended' : st.state,
+    ...(suspended ? { detail: `suspended at ${rec.restore!.at}; 'kumo start ${name}' resumes it` } : {}),
     record: rec,
     ...(st.detail ? { detail: st.detail } : {}),
     ...(st.desync ? { desync: st.desync } : {}),

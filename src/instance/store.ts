@@ -20,6 +20,7 @@ import { ConflictError, NotFoundError, type KumoError } from '../core/errors.js'
 import { exists, readJson, writeJsonAtomic } from '../core/fs.js';
 import { acquireLock, lockHolder, type Lock } from '../core/lock.js';
 import type { PortForward, InstanceRuntime } from '../driver/driver.js';
+import { vmgenidFor } from '../driver/index.js';
 import type { EventSink } from '../events/events.js';
 
 export const RECORD_VERSION = 1;
@@ -60,6 +61,24 @@ export interface InstanceRecord {
   userDataSource?: string;
   driverOptions?: Record<string, unknown>;
   lastStart?: { at: string; accel: string; pid?: number };
+  /** The warm template this instance was cloned from (its disk is an overlay on the template's). */
+  template?: { id: string; dir: string };
+  /**
+   * A saved state the next start restores instead of booting: a clone's first start (from its
+   * template), or a suspended instance. Cleared once restored, or when the restore failed and the
+   * machine booted instead.
+   */
+  restore?: {
+    kind: 'template' | 'suspend';
+    stateFile: string;
+    ignoreShared: boolean;
+    machine: string;
+    /** Guest RAM mapped from this file (private): a clone's template RAM. */
+    memoryFile?: string;
+    at: string;
+  };
+  /** How the current run was started when it differs from a boot (a restored clone's RAM file, a pinned machine type). */
+  run?: { memoryFile?: string; machine?: string; memoryShared?: boolean };
 }
 
 export type { InstanceFiles };
@@ -145,6 +164,20 @@ export function runtimeFor(paths: KumoPaths, rec: InstanceRecord): InstanceRunti
     ports: rec.ports,
     accel: rec.accel,
     firmware: rec.firmware,
+    vmgenid: vmgenidFor(rec.instanceId),
     ...(rec.driverOptions ? { driverOptions: rec.driverOptions } : {}),
+    ...runConfig(rec),
+  };
+}
+
+/** The saved state to restore, and the memory/machine settings the restored (or running) QEMU needs. */
+function runConfig(rec: InstanceRecord): Pick<InstanceRuntime, 'memoryFile' | 'machine' | 'restore'> {
+  const r = rec.restore;
+  const memoryFile = r ? r.memoryFile : rec.run?.memoryFile;
+  const machine = r ? r.machine : rec.run?.machine;
+  return {
+    ...(memoryFile ? { memoryFile: { path: memoryFile, share: !r && !!rec.run?.memoryShared } } : {}),
+    ...(machine ? { machine } : {}),
+    ...(r ? { restore: { stateFile: r.stateFile, ignoreShared: r.ignoreShared } } : {}),
   };
 }

@@ -18,7 +18,7 @@ import type { KumoPaths } from '../../src/config/paths.js';
 import { registerLibvirt, libvirtDisks, parseKumoMetadata } from '../../src/driver/libvirt/index.js';
 import { freePort } from '../../src/driver/net.js';
 import { sshBanner } from '../../src/guest/ready.js';
-import { Instance, createInstance, deleteInstance, listInstances, startInstance, stopInstance, addPort, removePort, readRecord } from '../../src/instance/index.js';
+import { Instance, createInstance, deleteInstance, listInstances, startInstance, stopInstance, suspendInstance, addPort, removePort, readRecord } from '../../src/instance/index.js';
 import { libvirtdUnavailable, startLibvirtd, type TestLibvirtd } from '../helpers/libvirtd.js';
 import { testImagePath } from '../helpers/test-image.js';
 
@@ -123,6 +123,19 @@ describe('an instance on libvirt, end to end', { skip }, () => {
     await startInstance(paths, NAME, {});
     const r = await vm().exec('cat /var/tmp/kept', { check: true });
     assert.equal(r.stdout, 'kept\n');
+  });
+
+  test('suspend through a managed save; start resumes it with a running process kept', async () => {
+    const r = await vm().exec('nohup sleep 100000 >/dev/null 2>&1 & echo $!', { check: true });
+    const pid = r.stdout.trim();
+    await suspendInstance(paths, NAME, {});
+    assert.equal(virsh(lv.uri, 'domstate', '--reason', NAME).out.trim(), 'shut off (saved)');
+    assert.match(virsh(lv.uri, 'dominfo', NAME).out, /Managed save:\s+yes/);
+    assert.equal((await vm().status()).state, 'suspended');
+    const up = await startInstance(paths, NAME, {});
+    assert.equal(up.restored?.kind, 'suspend');
+    assert.equal((await vm().exec(`kill -0 ${pid} && echo alive`)).stdout.trim(), 'alive', 'the process survived');
+    assert.match(virsh(lv.uri, 'dominfo', NAME).out, /Managed save:\s+no/);
   });
 
   test('kill -9 of QEMU reads as crashed; delete leaves no domain, no files, no process', async () => {

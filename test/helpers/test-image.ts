@@ -13,7 +13,7 @@ import { recipeHash } from '../../src/builder/index.js';
 export const TEST_IMAGE_RECIPE = {
   distro: 'debian',
   release: 'bookworm',
-  elements: ['vm', 'cloud-init', 'openssh-server', 'growroot', 'fast-boot', 'sysprep'],
+  elements: ['vm', 'cloud-init', 'openssh-server', 'qemu-guest-agent', 'growroot', 'fast-boot', 'sysprep'],
   size: '4G',
   format: 'qcow2' as const,
 };

@@ -11,6 +11,7 @@ const launch: CommandDef = {
   summary: 'create a VM from an image, start it and wait until ssh and cloud-init are ready',
   description:
     'IMAGE is an alias (debian-12), an image id, a URL or a local file; it is fetched and verified into the image store if needed, and the VM runs on a copy-on-write overlay of it. kumo makes an ssh host key for the VM and passes it in the cloud-init seed, so `kumo ssh` is verified from the first connection. Readiness means ssh answers and cloud-init has finished for this instance. ' +
+    'When a warm template of the image and machine shape exists (`kumo image warm IMAGE`), the VM is a clone of it: restored in about a second with its own hostname, machine-id, ssh host key and clock, instead of booted (--cold boots). ' +
     'The VM runs under QEMU directly (--driver qemu, the default) or as a libvirt domain (--driver libvirt; --connect, --pool and --network are its settings, kept with the instance).',
   args: [IMAGE_ARG],
   options: {
@@ -18,6 +19,7 @@ const launch: CommandDef = {
     wait: waitOption('wait until ready (default; --no-wait returns once the VM is started)'),
     timeout: timeoutOption('seconds to wait for readiness (default 600)'),
     'keep-on-failure': { type: 'boolean', description: 'keep the instance when a step fails, for inspection (default: it is deleted)' },
+    cold: { type: 'boolean', description: 'boot, even when a warm template of the image and shape exists (default: restore it, about a second)' },
   },
   examples: [
     'kumo launch debian-12 --name web --port 8080:80 --user-data init.yaml',
@@ -42,6 +44,7 @@ const launch: CommandDef = {
         paths,
         wait,
         keepOnFailure: optBool(args, 'keep-on-failure'),
+        cold: optBool(args, 'cold'),
         onEvent: ctx.out.events(),
         signal: ctx.signal,
       });
@@ -49,8 +52,9 @@ const launch: CommandDef = {
       ctx.out.finishProgress();
     }
     const s = vm.started!;
-    ctx.out.data({ ...s.record, accel: s.accel, ssh: { ...s.record.ssh, ...(s.ssh ? { host: s.ssh.host, port: s.ssh.port } : {}) }, ready: s.ready ?? null }, () => {
-      ctx.out.note(`${name} is ${wait ? 'ready' : 'starting'} (${s.record.driver}, ${s.accel}); ${sshWhere(s.ssh)}`);
+    ctx.out.data({ ...s.record, accel: s.accel, ssh: { ...s.record.ssh, ...(s.ssh ? { host: s.ssh.host, port: s.ssh.port } : {}) }, ready: s.ready ?? null, restored: s.restored ?? null }, () => {
+      const how = s.restored ? `, from template ${s.record.template?.id} in ${s.restored.startMs + s.restored.restoreMs + (s.restored.identityMs ?? 0) + (s.restored.sshMs ?? 0)} ms` : '';
+      ctx.out.note(`${name} is ${wait ? 'ready' : 'starting'} (${s.record.driver}, ${s.accel}${how}); ${sshWhere(s.ssh)}`);
       ctx.out.line(name);
       if (s.record.ports.length) ctx.out.note(`  ports: ${s.record.ports.map((p) => `${p.hostAddr}:${p.hostPort}->${p.guestPort}/${p.proto}${p.dynamic ? ' (dynamic)' : ''}`).join(', ')}`);
       ctx.out.note(`  kumo ssh ${name}    kumo exec ${name} -- CMD    kumo delete --force ${name}`);

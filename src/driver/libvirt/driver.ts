@@ -27,7 +27,7 @@ import { ConflictError, InstanceRunningError, InvalidInputError, KumoError, NotF
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
-import { DriverUnsupportedError, type Driver, type DriverCapabilities, type InstanceRuntime, type MachineShape, type OrphanMachine, type PortForward, type RuntimeStatus, type SshEndpoint, type StartOptions, type StartResult, type StopOptions } from '../driver.js';
+import { DriverUnsupportedError, type Driver, type DriverCapabilities, type InstanceRuntime, type MachineShape, type OrphanMachine, type PortForward, type RuntimeStatus, type SavedState, type SaveStateOptions, type SshEndpoint, type StartOptions, type StartResult, type StopOptions } from '../driver.js';
 import { assignPorts, freePort, portFree, PortInUseError, PORT_PICK_ATTEMPTS, repick } from '../net.js';
 import { detectAccel } from '../shared/accel.js';
 import { checkHostfwdAdd, checkHostfwdRemove, hostfwdAddCommand, hostfwdRemoveCommand, hostfwdTaken } from '../shared/hostfwd.js';
@@ -268,6 +268,10 @@ export class LibvirtDriver implements Driver {
       }
       if (st && mapState(st.state, st.reason) === 'crashed') em.warn(`instance '${rt.name}': libvirt reports '${st.state} (${st.reason})'; starting it again`);
     }
+    // A suspended instance resumes from libvirt's managed save (virsh start restores it).
+    const resuming = rt.restore ? await this.hasSavedState(rt) : false;
+    if (rt.restore && !resuming) throw new KumoError('STATE_RESTORE_FAILED', 'external', `libvirt holds no saved state of domain '${o.domain}' of '${rt.name}'`, { hint: 'it was removed behind kumo\u2019s back; kumo boots the machine instead' });
+    const t0 = Date.now();
     const local = isLocalUri(o.connect);
     if (!o.pool && !local) throw poolRequiredError(rt.name, o.connect);
     // fixed ports must be free; dynamic ones (0:80) get a host port here (net.ts assignPorts)
@@ -319,7 +323,8 @@ export class LibvirtDriver implements Driver {
     // Remembered before the domain exists, so an orphan on this URI is always looked for.
     await rememberUri(rt.paths, o.connect).catch((e: Error) => debug(`libvirt: could not remember ${o.connect}: ${e.message}`));
     try {
-      await v.define(xml);
+      // A managed save belongs to the domain as it was defined: redefining it would not change its ABI, but keep it as is.
+      if (!resuming) await v.define(xml);
     } catch (e) {
       if (fresh && volumes?.length) await removeVolumes(v, volumes).catch(() => {});
       throw e;
@@ -343,7 +348,35 @@ export class LibvirtDriver implements Driver {
     }
     if (o.network.kind === 'user' && sshPort !== meta.sshPort) await this.setMetadata(v, o, { ...meta, sshPort });
     await writeFileAtomic(libvirtFiles(rt.dir).domainXml, xml, 0o600).catch((e: Error) => debug(`libvirt: could not keep domain.xml: ${e.message}`));
-    return { accel: accel.accel, sshPort, ...(o.network.kind === 'user' ? { ports } : {}) };
+    return { accel: accel.accel, sshPort, ...(o.network.kind === 'user' ? { ports } : {}), ...(resuming ? { restored: { startMs: Date.now() - t0, restoreMs: 0 } } : {}) };
+  }
+
+  /**
+   * Suspend through libvirt's managed save (`virsh managedsave`): libvirt keeps the state itself
+   * and its next `virsh start` restores it (`stateFile` is not used).
+   */
+  async saveState(rt: InstanceRuntime, _stateFile: string, o: SaveStateOptions = {}): Promise<SavedState> {
+    const lo = libvirtOptions(rt);
+    const v = this.virsh(lo, o.signal);
+    const t0 = Date.now();
+    const r = await v.raw(['managedsave', '--', lo.domain], { timeoutMs: 10 * 60_000 });
+    if (r.code !== 0)
+      throw new KumoError('STATE_SAVE_FAILED', 'external', `libvirt could not save domain '${lo.domain}' of '${rt.name}': ${firstError(r.stderr)}`, {
+        hint: `the machine was left running; 'virsh -c ${lo.connect} managedsave ${lo.domain}' shows the same error`,
+      });
+    return { bytes: 0, ms: Date.now() - t0, machine: '' };
+  }
+
+  /** Whether libvirt holds a managed save of the instance's domain. */
+  async hasSavedState(rt: InstanceRuntime): Promise<boolean> {
+    const lo = libvirtOptions(rt);
+    const r = await this.virsh(lo).raw(['dominfo', '--', lo.domain]);
+    return r.code === 0 && /^Managed save:\s+yes/m.test(r.stdout);
+  }
+
+  async discardSavedState(rt: InstanceRuntime): Promise<void> {
+    const lo = libvirtOptions(rt);
+    if (await this.hasSavedState(rt)) await this.virsh(lo).call(['managedsave-remove', '--', lo.domain]);
   }
 
   /** Rewrite kumo's metadata element of a defined domain (live and persistent). */
@@ -459,7 +492,7 @@ export class LibvirtDriver implements Driver {
     if (st && st.state !== 'shut off' && st.state !== 'crashed') {
       throw new InstanceRunningError(rt.name);
     }
-    const args = ['undefine', ...(facts.nvram || rt.firmware === 'uefi' ? ['--nvram'] : []), '--', o.domain];
+    const args = ['undefine', '--managed-save', ...(facts.nvram || rt.firmware === 'uefi' ? ['--nvram'] : []), '--', o.domain];
     const r = await v.raw(args);
     if (r.code !== 0 && (await v.domstate(o.domain))) {
       throw new KumoError('LIBVIRT_UNDEFINE_FAILED', 'external', `libvirt could not undefine domain '${o.domain}': ${firstError(r.stderr)}`, { hint: `try 'virsh -c ${o.connect} undefine --nvram ${o.domain}'` });

@@ -197,7 +197,7 @@ export async function removeOrphanDomain(paths: KumoPaths, uri: string, domain: 
     }
     await v.raw(['destroy', '--', domain]);
   }
-  await v.call(['undefine', ...(facts.nvram ? ['--nvram'] : []), '--', domain]);
+  await v.call(['undefine', '--managed-save', ...(facts.nvram ? ['--nvram'] : []), '--', domain]);
   if (facts.metadata!.volumes?.length) await removeVolumes(v, facts.metadata!.volumes, { ifExists: true });
   return k;
 }

@@ -5,7 +5,10 @@
  *   q35 machine, the chosen accelerator (KVM, or TCG with one thread per vCPU), virtio-blk for
  *   the overlay disk and for the read-only seed, virtio-net on user-mode networking with ssh (and
  *   the user's ports) forwarded from 127.0.0.1, virtio-rng (sshd needs entropy early), the serial
- *   console to serial.log, QMP on a unix socket, a pid file, and -daemonize so QEMU outlives kumo.
+ *   console to serial.log, QMP on a unix socket, the guest agent's virtio-serial port on another,
+ *   the VM generation id, a pid file, and -daemonize so QEMU outlives kumo. A restore (a warm
+ *   template's clone, a suspended instance) adds `-incoming defer`, a pinned machine type, and
+ *   for templates guest RAM in a file (memory-backend-file).
  *
  * The instance directory path appears in the argv (pid file, QMP socket), which is how kumo
  * recognises its own QEMU in /proc/PID/cmdline.
@@ -21,12 +24,13 @@ export interface QemuFiles {
   pidFile: string;
   qmpSocket: string;
   serialLog: string;
+  agentSocket: string;
 }
 
 /** The QEMU driver's files of an instance folder (names from the one table, config/instance-files). */
 export function qemuFiles(dir: string): QemuFiles {
   const f = instanceFilesIn(dir);
-  return { pidFile: f.qemuPid, qmpSocket: f.qmpSocket, serialLog: f.serialLog };
+  return { pidFile: f.qemuPid, qmpSocket: f.qmpSocket, serialLog: f.serialLog, agentSocket: f.agentSocket };
 }
 
 export interface QemuArgvOptions {
@@ -47,11 +51,17 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
   const a: string[] = [];
   a.push('-name', `kumo:${rt.name},process=kumo:${rt.name}`);
   a.push('-nodefaults', '-no-user-config');
-  a.push('-machine', o.accel === 'kvm' ? 'q35,accel=kvm' : 'q35');
+  const machine = rt.machine ?? 'q35';
+  const memBackend = rt.memoryFile ? ',memory-backend=mem0' : '';
+  a.push('-machine', (o.accel === 'kvm' ? `${machine},accel=kvm` : machine) + memBackend);
   if (o.accel === 'kvm') a.push('-accel', 'kvm', '-cpu', 'host');
   else a.push('-accel', 'tcg,thread=multi', '-cpu', 'max');
   a.push('-smp', String(rt.cpus));
   a.push('-m', `${rt.memoryMiB}M`);
+  if (rt.memoryFile) {
+    // Guest RAM in a file: shared while a template is made, private (copy-on-write) in a clone.
+    a.push('-object', `memory-backend-file,id=mem0,size=${rt.memoryMiB}M,mem-path=${qemuOptValue(rt.memoryFile.path)},share=${rt.memoryFile.share ? 'on' : 'off'}`);
+  }
   if (rt.firmware === 'uefi' && o.ovmf) {
     a.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuOptValue(o.ovmf.code)}`);
     a.push('-drive', `if=pflash,format=raw,unit=1,file=${qemuOptValue(o.ovmf.vars)}`);
@@ -67,11 +77,18 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
   a.push('-netdev', ['user', `id=${QEMU_NETDEV}`, ...fwds.map((f) => `hostfwd=${hostfwdRule(f)}`)].join(','));
   a.push('-device', `virtio-net-pci,netdev=${QEMU_NETDEV},mac=${rt.mac}`);
   a.push('-device', 'virtio-rng-pci');
+  // The VM generation id: a clone gets a new one, and the guest kernel reseeds its RNG.
+  if (rt.vmgenid) a.push('-device', `vmgenid,guid=${rt.vmgenid}`);
+  // The guest agent's port (qemu-guest-agent starts when udev sees it).
+  a.push('-chardev', `socket,id=qga0,path=${qemuOptValue(files.agentSocket)},server=on,wait=off`);
+  a.push('-device', 'virtio-serial-pci,id=vser0');
+  a.push('-device', 'virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0');
   a.push('-chardev', `file,id=serial0,path=${qemuOptValue(files.serialLog)}`);
   a.push('-serial', 'chardev:serial0');
   a.push('-qmp', `unix:${qemuOptValue(files.qmpSocket)},server=on,wait=off`);
   a.push('-display', 'none');
   a.push('-pidfile', files.pidFile);
+  if (rt.restore) a.push('-incoming', 'defer');
   if (!o.foreground) a.push('-daemonize');
   return a;
 }

@@ -10,7 +10,7 @@ import { run, which } from '../../core/exec.js';
 import { debug } from '../../core/log.js';
 import { Emitter } from '../../events/events.js';
 import type { KumoPaths } from '../../config/paths.js';
-import type { Driver, DriverCapabilities, MachineShape, InstanceRuntime, PortForward, RuntimeStatus, SnapshotInfo, StartOptions, StartResult, StopOptions } from '../driver.js';
+import type { Driver, DriverCapabilities, MachineShape, InstanceRuntime, PortForward, RuntimeStatus, SavedState, SaveStateOptions, SnapshotInfo, StartOptions, StartResult, StopOptions, TemplateHost } from '../driver.js';
 import { assignPorts, freePort, portFree, PortInUseError, PORT_PICK_ATTEMPTS, repick } from '../net.js';
 import { detectAccel } from '../shared/accel.js';
 import { checkHostMemory } from '../shared/resources.js';
@@ -20,6 +20,7 @@ import { buildQemuArgv, qemuFiles, QEMU_NETDEV } from './argv.js';
 import { isOurQemu, processLive, readPidFile } from './process.js';
 import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
 import * as snapshots from './snapshots.js';
+import { checkStateFile, restoreState, saveState, templateHost } from './state.js';
 import { sleep } from '../../core/time.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -89,7 +90,7 @@ export class QemuDriver implements Driver {
 
   private async removeRuntimeFiles(rt: InstanceRuntime): Promise<void> {
     const f = qemuFiles(rt.dir);
-    for (const p of [f.pidFile, f.qmpSocket]) await unlink(p).catch(() => {});
+    for (const p of [f.pidFile, f.qmpSocket, f.agentSocket]) await unlink(p).catch(() => {});
   }
 
   async cleanup(rt: InstanceRuntime): Promise<void> {
@@ -102,7 +103,13 @@ export class QemuDriver implements Driver {
 
   async start(rt: InstanceRuntime, opts: StartOptions = {}): Promise<StartResult> {
     const em = new Emitter(opts.onEvent);
-    const st = await this.status(rt);
+    let st = await this.status(rt);
+    if (st.pid !== undefined && st.state === 'unknown' && /'inmigrate'/.test(st.detail ?? '')) {
+      // A QEMU left waiting for a restore whose kumo died (kill -9 during a start): it holds no guest yet.
+      em.warn(`instance '${rt.name}': a restore that never finished left QEMU (pid ${st.pid}) waiting; stopping it`);
+      await this.stop(rt, { force: true });
+      st = await this.status(rt);
+    }
     if (st.pid !== undefined && st.state !== 'crashed') {
       throw new InstanceRunningError(rt.name, { message: `instance '${rt.name}' is already running (pid ${st.pid})` });
     }
@@ -118,6 +125,8 @@ export class QemuDriver implements Driver {
     if (!sshPort || !(await portFree(sshPort))) sshPort = await freePort('127.0.0.1', avoid);
     avoid.add(sshPort);
     const ovmf = rt.firmware === 'uefi' ? await instanceFirmware(rt.dir) : undefined;
+    if (rt.restore) await checkStateFile(rt.name, rt.restore.stateFile);
+    const t0 = Date.now();
     for (let attempt = 0; ; attempt++) {
       const argv = buildQemuArgv({ ...rt, sshPort, ports }, { accel: accel.accel, ...(ovmf ? { ovmf } : {}) });
       const r = await run(this.binary, argv, { allowFailure: true, signal: opts.signal, timeoutMs: 60_000 });
@@ -145,7 +154,29 @@ export class QemuDriver implements Driver {
       throw new CommandFailedError(r.argv, r.code, r.signal, err, { hint: `QEMU could not start instance '${rt.name}'; run with --debug to see its command line` });
     }
     const pid = await readPidFile(rt.dir);
-    return { ...(pid !== undefined ? { pid } : {}), accel: accel.accel, sshPort, ports };
+    let restored: StartResult['restored'];
+    if (rt.restore) {
+      const startMs = Date.now() - t0;
+      try {
+        restored = { startMs, restoreMs: await restoreState(rt, rt.restore, opts.signal) };
+      } catch (e) {
+        await this.removeRuntimeFiles(rt);
+        throw e;
+      }
+    }
+    return { ...(pid !== undefined ? { pid } : {}), accel: accel.accel, sshPort, ports, ...(restored ? { restored } : {}) };
+  }
+
+  /** Save the running machine's state to a file and stop it (suspend; a template's device state). */
+  async saveState(rt: InstanceRuntime, stateFile: string, o: SaveStateOptions = {}): Promise<SavedState> {
+    const r = await saveState(rt, stateFile, o);
+    await this.removeRuntimeFiles(rt);
+    return r;
+  }
+
+  async templateHost(rt: InstanceRuntime): Promise<TemplateHost> {
+    const accel = await detectAccel(rt.paths, { want: rt.accel, qemu: this.binary });
+    return templateHost(this.binary, accel.accel);
   }
 
   async stop(rt: InstanceRuntime, opts: StopOptions = {}): Promise<void> {

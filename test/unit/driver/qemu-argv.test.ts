@@ -73,7 +73,7 @@ test('argv: QMP socket, pid file and serial log live in the instance folder', ()
   const f = qemuFiles(rt.dir);
   assert.deepEqual(optAfter(a, '-pidfile'), [f.pidFile]);
   assert.deepEqual(optAfter(a, '-qmp'), [`unix:${f.qmpSocket},server=on,wait=off`]);
-  assert.deepEqual(optAfter(a, '-chardev'), [`file,id=serial0,path=${f.serialLog}`]);
+  assert.deepEqual(optAfter(a, '-chardev'), [`socket,id=qga0,path=${f.agentSocket},server=on,wait=off`, `file,id=serial0,path=${f.serialLog}`]);
   assert.deepEqual(optAfter(a, '-serial'), ['chardev:serial0']);
 });
 
@@ -125,4 +125,26 @@ test('registry: a driver without a capability gives a typed unsupported error', 
     assert.match(e.message, /bare-test driver cannot change port forwards while running/);
     return true;
   });
+});
+
+test('argv: the guest agent port, the VM generation id, and no restore by default', () => {
+  const a = buildQemuArgv({ ...rt, vmgenid: '6b1e4b1c-2f0a-4c3e-9a1b-0123456789ab' }, { accel: 'tcg' });
+  assert.deepEqual(optAfter(a, '-device').filter((d) => /virtserialport|virtio-serial|vmgenid/.test(d)), [
+    'vmgenid,guid=6b1e4b1c-2f0a-4c3e-9a1b-0123456789ab',
+    'virtio-serial-pci,id=vser0',
+    'virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0',
+  ]);
+  assert.equal(a.includes('-incoming'), false);
+  assert.deepEqual(optAfter(a, '-object'), []);
+});
+
+test('argv: a template (RAM in a shared file) and a clone (the file private, a pinned machine, -incoming defer)', () => {
+  const t = buildQemuArgv({ ...rt, memoryFile: { path: '/t/memory', share: true }, machine: 'pc-q35-7.2' }, { accel: 'tcg' });
+  assert.deepEqual(optAfter(t, '-machine'), ['pc-q35-7.2,memory-backend=mem0']);
+  assert.deepEqual(optAfter(t, '-object'), ['memory-backend-file,id=mem0,size=1024M,mem-path=/t/memory,share=on']);
+  assert.equal(t.includes('-incoming'), false);
+  const c = buildQemuArgv({ ...rt, memoryFile: { path: '/t/mem,ory', share: false }, machine: 'pc-q35-7.2', restore: { stateFile: '/t/state', ignoreShared: true } }, { accel: 'kvm' });
+  assert.deepEqual(optAfter(c, '-machine'), ['pc-q35-7.2,accel=kvm,memory-backend=mem0']);
+  assert.deepEqual(optAfter(c, '-object'), ['memory-backend-file,id=mem0,size=1024M,mem-path=/t/mem,,ory,share=off']);
+  assert.deepEqual(optAfter(c, '-incoming'), ['defer']);
 });

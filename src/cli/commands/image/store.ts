@@ -40,6 +40,20 @@ function printRecord(ctx: CommandContext, r: Rec, users?: string[]): void {
   ]);
 }
 
+/** A template named by its id (or a prefix of 4+ hex digits) when no stored image has that name or id. */
+async function templateNamed(ctx: CommandContext, ref: string) {
+  if (!/^[0-9a-f]{4,16}$/.test(ref)) return undefined;
+  const l = await lib();
+  const paths = await ctx.paths();
+  const asImage = await l.getImage(paths, ref).then(
+    () => true,
+    () => false,
+  );
+  if (asImage) return undefined;
+  const inst = await import('../../../instance/index.js');
+  return inst.findTemplate(paths, ref);
+}
+
 const pull: CommandDef = {
   name: 'pull',
   summary: 'download and verify an image (alias, URL or file) into the store',
@@ -74,8 +88,11 @@ const pull: CommandDef = {
 
 const list: CommandDef = {
   name: 'list',
-  summary: 'list stored images (or, with --catalog, the aliases kumo knows)',
-  options: { catalog: { type: 'boolean', description: 'list the catalog aliases instead of the store' } },
+  summary: 'list stored images and warm templates (or, with --catalog, the aliases kumo knows)',
+  options: {
+    catalog: { type: 'boolean', description: 'list the catalog aliases instead of the store' },
+    templates: { type: 'boolean', description: 'list only the warm templates (kumo image warm)' },
+  },
   async run(ctx, args) {
     const l = await lib();
     const paths = await ctx.paths();
@@ -92,10 +109,26 @@ const list: CommandDef = {
       );
       return;
     }
+    const t = await import('./templates.js');
+    const tpls = await t.templateRows(ctx);
+    if (optBool(args, 'templates')) {
+      ctx.out.data(tpls, () => (tpls.length ? t.printTemplates(ctx, tpls, bytes) : ctx.out.note('no warm templates (kumo image warm IMAGE makes one)')));
+      return;
+    }
     const recs = await l.listImages(paths);
     const users = await l.imageUsers(paths);
     const rows = recs.map((r) => ({ ...r, usedBy: users.get(r.id) ?? [] }));
-    ctx.out.data(rows, () =>
+    ctx.out.data(rows, () => {
+      printImages(ctx, rows);
+      if (tpls.length) {
+        ctx.out.line('');
+        t.printTemplates(ctx, tpls, bytes);
+      }
+    });
+  },
+};
+
+function printImages(ctx: CommandContext, rows: (Rec & { usedBy: string[] })[]): void {
       ctx.out.table(rows, [
         { header: 'NAME', get: (r) => label(r) },
         { header: 'ID', get: (r) => short(r.id) },
@@ -107,19 +140,26 @@ const list: CommandDef = {
         { header: 'SOURCE', get: (r) => r.source.kind },
         { header: 'USED BY', get: (r) => (r.usedBy.length ? r.usedBy.join(',') : r.supersededBy ? '(superseded)' : '') },
         { header: 'FETCHED', get: (r) => r.fetchedAt.slice(0, 19).replace('T', ' ') },
-      ]),
-    );
-  },
-};
+      ]);
+}
 
 const info: CommandDef = {
   name: 'info',
-  summary: 'show one stored image: metadata, digest, source and the instances using it',
-  args: [{ name: 'ref', required: true, description: 'name, alias, id (or prefix), URL or file' }],
+  summary: 'show one stored image (metadata, digest, source, the instances using it) or warm template',
+  args: [{ name: 'ref', required: true, description: 'name, alias, id (or prefix), URL or file; or a template id' }],
   async run(ctx, args) {
     const l = await lib();
     const paths = await ctx.paths();
-    const rec = await l.getImage(paths, argString(args, 'ref')!);
+    const ref = argString(args, 'ref')!;
+    const tpl = await templateNamed(ctx, ref);
+    if (tpl) {
+      const inst = await import('../../../instance/index.js');
+      const users = await inst.templateUsers(paths, tpl.id);
+      const t = await import('./templates.js');
+      ctx.out.data({ ...tpl, usedBy: users }, () => t.printTemplate(ctx, tpl, users, bytes));
+      return;
+    }
+    const rec = await l.getImage(paths, ref);
     const users = (await l.imageUsers(paths)).get(rec.id) ?? [];
     ctx.out.data({ ...rec, usedBy: users }, () => printRecord(ctx, rec, users));
   },
@@ -127,13 +167,21 @@ const info: CommandDef = {
 
 const rm: CommandDef = {
   name: 'rm',
-  summary: 'remove stored images (refuses an image any instance still uses)',
-  args: [{ name: 'refs', placeholder: 'REF', required: true, variadic: true, description: 'names, aliases or ids' }],
+  summary: 'remove stored images or warm templates (refuses one any instance still uses)',
+  args: [{ name: 'refs', placeholder: 'REF', required: true, variadic: true, description: 'names, aliases or ids; template ids' }],
   async run(ctx, args) {
     const l = await lib();
     const paths = await ctx.paths();
     const removed: string[] = [];
     for (const ref of argList(args, 'refs')) {
+      const tpl = await templateNamed(ctx, ref);
+      if (tpl) {
+        const inst = await import('../../../instance/index.js');
+        await inst.removeTemplate(paths, tpl.id, { signal: ctx.signal });
+        removed.push(tpl.id);
+        if (!ctx.out.json) ctx.out.note(`removed template ${tpl.id}`);
+        continue;
+      }
       const rec = await l.getImage(paths, ref);
       await l.removeImage(paths, rec.id);
       removed.push(rec.id);
@@ -145,9 +193,9 @@ const rm: CommandDef = {
 
 const prune: CommandDef = {
   name: 'prune',
-  summary: 'remove images no instance uses (superseded and downloaded ones) and repair the store',
+  summary: 'remove images and warm templates no instance uses (superseded, stale and downloaded ones) and repair the store',
   description:
-    'Removes every unused image that can be fetched again (pulled by alias or URL), superseded versions (left by `image sync` or a rebuild under the same name) and unnamed ones. Built, imported and captured images are kept unless --all. Also repairs the store: metadata without data, data without metadata (kept, with new metadata, when an instance uses it) and leftovers of interrupted downloads.',
+    'Removes every unused image that can be fetched again (pulled by alias or URL), superseded versions (left by `image sync` or a rebuild under the same name) and unnamed ones. Built, imported and captured images are kept unless --all. Warm templates no clone uses go first when they can no longer serve a launch (another QEMU version or machine type, a superseded or missing base image; with --all, every unused one). Also repairs the store: metadata without data, data without metadata (kept, with new metadata, when an instance uses it) and leftovers of interrupted downloads.',
   options: {
     'dry-run': { type: 'boolean', description: 'show what would be removed, remove nothing' },
     all: { type: 'boolean', description: 'also remove unused built, imported and captured images' },
@@ -156,9 +204,13 @@ const prune: CommandDef = {
     const { pruneImages } = await lib();
     const paths = await ctx.paths();
     const dry = optBool(args, 'dry-run');
+    // Templates first: a stale one keeps its base image in use.
+    const inst = await import('../../../instance/index.js');
+    const t = await inst.pruneTemplates(paths, { dryRun: dry, all: optBool(args, 'all'), signal: ctx.signal });
     const r = await pruneImages(paths, { dryRun: dry, all: optBool(args, 'all') });
-    ctx.out.data(r, () => {
+    ctx.out.data({ ...r, templates: t }, () => {
       const verb = dry ? 'would remove' : 'removed';
+      for (const x of t.removed) ctx.out.line(`${verb} template ${x.id} (${x.why})`);
       for (const x of r.removed) ctx.out.line(`${verb} ${label(x)} ${short(x.id)} (${bytes(x.size)})`);
       for (const x of r.repaired) ctx.out.line(`${dry ? 'would repair' : 'repaired'}: ${x}`);
       for (const u of r.unreadable ?? []) ctx.out.warn(`cannot read the disk chain of ${u.disk} (${u.owner}): ${u.error}; no image was removed`);

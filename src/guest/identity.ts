@@ -1,0 +1,112 @@
+/**
+ * A clone's own identity, given right after its template's state is restored and before it
+ * counts as ready: hostname, machine-id, the ssh host key kumo made for this instance (so the
+ * first ssh is still verified strictly), the clock stepped to the host's time, a fresh RNG (the
+ * vmgenid device makes the kernel reseed; host randomness is mixed in too), no DHCP lease or
+ * journal of the template's.
+ *
+ * The steps run as one shell script through the guest agent (qemu-guest-agent, `guest-exec`):
+ * under emulation an ssh handshake costs seconds, the agent a fraction of one. Guests without an
+ * agent get the same script over ssh with the template's pinned host key (`identityOverSsh`).
+ */
+import { randomBytes } from 'node:crypto';
+import { KumoError } from '../core/errors.js';
+import { GuestAgent } from './agent.js';
+import { sshExec, type SshTarget } from './ssh.js';
+
+export interface CloneIdentity {
+  hostname: string;
+  /** 32 lowercase hex digits. */
+  machineId: string;
+  /** The instance's ssh host key (OpenSSH private key text) and its public line. */
+  hostKey: { type: string; privateKey: string; publicKey: string };
+}
+
+export class IdentityError extends KumoError {
+  constructor(name: string, why: string) {
+    super('IDENTITY_FAILED', 'external', `could not give clone '${name}' its own identity: ${why}`, {
+      hint: "the clone is not used; kumo deletes it or boots it cold (see 'kumo logs NAME')",
+    });
+  }
+}
+
+export function newMachineId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/**
+ * The script (POSIX sh). Arguments: epoch seconds.nanoseconds, hostname, machine-id, key type,
+ * base64 private key, base64 public key, base64 random bytes. It prints `identity-ok HOSTNAME`
+ * on success.
+ */
+export const IDENTITY_SCRIPT = String.raw`set -eu
+now=$1 hn=$2 mid=$3 kt=$4 key=$5 pub=$6 rnd=$7
+date -u -s "@$now" >/dev/null
+old=$(hostname)
+printf '%s\n' "$hn" > /etc/hostname
+hostname "$hn"
+if [ -f /etc/hosts ] && [ -n "$old" ] && [ "$old" != "$hn" ]; then
+  sed -i "s/\([[:space:]]\)$old\([[:space:].]\|$\)/\1$hn\2/g" /etc/hosts
+fi
+printf '%s\n' "$mid" > /etc/machine-id
+[ -L /var/lib/dbus/machine-id ] || { [ -d /var/lib/dbus ] && printf '%s\n' "$mid" > /var/lib/dbus/machine-id; } || true
+rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
+umask 077
+printf '%s' "$key" | base64 -d > "/etc/ssh/ssh_host_"$kt"_key"
+umask 022
+printf '%s' "$pub" | base64 -d > "/etc/ssh/ssh_host_"$kt"_key.pub"
+printf '%s' "$rnd" | base64 -d > /dev/urandom
+rm -f /run/systemd/netif/leases/* /var/lib/dhcp/*.leases 2>/dev/null || true
+# journald and networkd pick up the new machine-id and lease in the background
+if command -v systemctl >/dev/null 2>&1; then
+  setsid sh -c 'systemctl --no-block restart systemd-journald; networkctl renew >/dev/null 2>&1' </dev/null >/dev/null 2>&1 &
+fi
+echo "identity-ok $(hostname)"
+`;
+
+function scriptArgs(id: CloneIdentity): string[] {
+  const now = Date.now();
+  const keyType = id.hostKey.type.replace(/^ssh-/, '');
+  return [
+    `${Math.floor(now / 1000)}.${String((now % 1000) * 1_000_000).padStart(9, '0')}`,
+    id.hostname,
+    id.machineId,
+    keyType,
+    Buffer.from(id.hostKey.privateKey).toString('base64'),
+    Buffer.from(id.hostKey.publicKey.trim() + '\n').toString('base64'),
+    randomBytes(64).toString('base64'),
+  ];
+}
+
+function checkOutput(name: string, id: CloneIdentity, r: { code: number; stdout: string; stderr: string }): void {
+  if (r.code !== 0) throw new IdentityError(name, `the script exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(-400)}`);
+  if (!r.stdout.includes(`identity-ok ${id.hostname}`)) throw new IdentityError(name, `the guest did not confirm (it said: ${r.stdout.trim().slice(-200)})`);
+}
+
+/** Give the identity through the guest agent at `socket` (connects, runs the script, checks it). */
+export async function identityOverAgent(name: string, socket: string, id: CloneIdentity, timeoutMs = 30_000): Promise<void> {
+  let agent: GuestAgent;
+  try {
+    agent = await GuestAgent.connect(socket, Math.min(timeoutMs, 15_000));
+  } catch (e) {
+    throw new IdentityError(name, (e as Error).message);
+  }
+  try {
+    const r = await agent.exec('/bin/sh', ['-c', IDENTITY_SCRIPT, 'kumo-identity', ...scriptArgs(id)], { timeoutMs }).catch((e: Error) => {
+      throw e instanceof IdentityError ? e : new IdentityError(name, e.message);
+    });
+    checkOutput(name, id, r);
+  } finally {
+    agent.close();
+  }
+}
+
+/** The same steps over ssh (for images without the guest agent), as root through sudo. */
+export async function identityOverSsh(name: string, target: SshTarget, id: CloneIdentity, timeoutMs = 60_000): Promise<void> {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const cmd = ['sudo', '-n', 'sh', '-c', IDENTITY_SCRIPT, 'kumo-identity', ...scriptArgs(id)].map(q).join(' ');
+  const r = await sshExec(target, cmd, { timeoutMs }).catch((e: Error) => {
+    throw new IdentityError(name, e.message);
+  });
+  checkOutput(name, id, r);
+}
