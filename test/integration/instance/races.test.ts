@@ -53,12 +53,21 @@ test('create racing image prune / rm: the create wins with its base kept, or fai
     const name = `img-${i}`;
     const rec = await importImage(paths, file, { name });
     const inst = `race-${i}`;
-    // The removal starts at a moment spread over the create's whole run (resolve, keys, overlay).
-    const delay = Math.floor(Math.random() * 120);
+    // The removal starts at one of the moments that matter: when the create has just resolved the
+    // image, when it makes keys (the old window: image resolved, overlay not made yet), when its
+    // disk step starts, or at a random moment.
+    const trigger = (['image', 'keys', 'disk', 'random'] as const)[i % 4];
     const useRm = i % 2 === 1;
+    let fire!: () => void;
+    const fired = new Promise<void>((r) => (fire = r));
+    const onEvent = (ev: { type: string; id?: string; state?: string }) => {
+      if (ev.type !== 'step') return;
+      if ((trigger === 'image' && ev.id === 'image' && ev.state === 'done') || (ev.id === trigger && ev.state === 'start')) fire();
+    };
+    if (trigger === 'random') void pause(Math.floor(Math.random() * 400)).then(fire);
     const [c, r] = await Promise.allSettled([
-      createInstance(paths, { name: inst, image: name, memory: '256M' }),
-      pause(delay).then(async (): Promise<PruneResult | undefined> => (useRm ? void (await removeImage(paths, name)) : pruneImages(paths, { all: true }))),
+      createInstance(paths, { name: inst, image: name, memory: '256M' }, { onEvent }).finally(fire),
+      fired.then(async (): Promise<PruneResult | undefined> => (useRm ? void (await removeImage(paths, name)) : pruneImages(paths, { all: true }))),
     ]);
     const stored = (await listImages(paths)).find((x) => x.id === rec.id);
     if (c.status === 'fulfilled') {
