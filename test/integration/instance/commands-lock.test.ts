@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +39,7 @@ before(async () => {
 
 after(async () => {
   // Whatever a round left running goes with its folder.
-  const names = existsSync(paths.instances) ? execFileSync('ls', [paths.instances], { encoding: 'utf8' }).split('\n').filter(Boolean) : [];
+  const names = existsSync(paths.instances) ? readdirSync(paths.instances).filter((n) => !n.startsWith('.')) : [];
   if (names.length) await kumo(['delete', '--force', ...names], { home, env });
   await rm(dir, { recursive: true, force: true });
 });
