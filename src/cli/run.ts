@@ -108,6 +108,9 @@ export async function runCli(argv: string[]): Promise<number> {
   try {
     const d = await dispatch(argv);
     globals = d.globals;
+    // --json after the command word (before any `--`) holds for errors of parsing too.
+    const sep = d.rest.indexOf('--');
+    if ((sep < 0 ? d.rest : d.rest.slice(0, sep)).includes('--json')) globals.json = true;
     if (globals.debug) setDebugSink((l) => process.stderr.write(`debug: ${l}\n`));
     if (d.version) {
       out.line(`kumo ${version()}`);

@@ -208,6 +208,8 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
         const validator = state.etag ?? state.lastModified;
         if (validator) headers['If-Range'] = validator;
       }
+      // Set when this attempt got bytes before it failed: such an attempt does not count against the retries.
+      let progressed = false;
       try {
         const { res } = await httpGet(opts.url, { headers, signal: opts.signal, idleTimeoutMs: opts.idleTimeoutMs });
         const status = res.statusCode ?? 0;
@@ -259,11 +261,11 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
           // The bytes on disk are the truth: make the digest match them.
           const onDisk = (await fh.stat()).size;
           if (onDisk !== hasher.bytes) await hashExisting(opts.part, hasher, opts.signal);
-          if (hasher.bytes > before) failures = 0;
+          if (hasher.bytes > before) progressed = true;
           throw e instanceof KumoError ? e : new NetworkError(opts.url, e);
         }
         if (!res.complete || (total !== undefined && hasher.bytes < total)) {
-          if (hasher.bytes > before) failures = 0;
+          if (hasher.bytes > before) progressed = true;
           throw premature(opts.url);
         }
         if (total !== undefined && hasher.bytes > total) {
@@ -283,14 +285,14 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
       } catch (e) {
         if (opts.signal?.aborted) throw opts.signal.reason instanceof KumoError ? opts.signal.reason : new InterruptedError('download interrupted');
         if (!isTransient(e)) throw e;
-        failures++;
+        failures = progressed ? 0 : failures + 1;
         if (failures > retries) {
           const err = e as KumoError;
           throw new KumoError(err.code, err.kind, `${err.message} (gave up after ${retries + 1} attempts)`, { hint: err.hint, cause: e, details: err.details });
         }
-        const d = backoffDelay(failures, opts.backoffMs ?? defaultBackoffMs());
+        const d = backoffDelay(Math.max(1, failures), opts.backoffMs ?? defaultBackoffMs());
         debug(`download ${opts.url}: ${(e as Error).message}; retry ${failures}/${retries} in ${d} ms from byte ${hasher.bytes}`);
-        opts.onRetry?.(failures, e, d);
+        opts.onRetry?.(Math.max(1, failures), e, d);
         await sleep(d, opts.signal);
       }
     }

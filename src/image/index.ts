@@ -8,7 +8,7 @@ export { importImage, listImages, checkImageName, type ImportOptions } from './s
 export { findImage, getImage } from './resolve.js';
 export { removeImage, pruneImages, type PruneOptions, type PruneResult } from './prune.js';
 export { syncImages, type SyncOptions, type SyncResult } from './sync.js';
-export { imageUsers, registerDiskSource, INSTANCE_DISK_SOURCE } from './usage.js';
+export { imageUsers, registerDiskSource, withStoredImage, INSTANCE_DISK_SOURCE } from './usage.js';
 export {
   loadCatalog,
   findAlias,

@@ -8,11 +8,13 @@
  */
 import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { ConflictError } from '../core/errors.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
 import { exists } from '../core/fs.js';
 import { backingChain } from '../disk/index.js';
 import type { KumoPaths } from '../config/paths.js';
+import { withLock } from './lock.js';
 import { scanStore, type ImageRecord } from './record.js';
+import { storeLock } from './store.js';
 
 /** A disk and who uses it (an instance name, or e.g. 'libvirt:DOMAIN'). */
 export interface UsedDisk {
@@ -99,4 +101,25 @@ export function inUseError(rec: ImageRecord, users: string[]): ConflictError {
     hint: `delete ${users.length === 1 ? 'that instance' : 'those instances'} first (kumo delete ${users.join(' ')}), or consolidate them`,
     details: { id: rec.id, instances: users },
   });
+}
+
+/**
+ * Make a disk on the stored image at `base.path` (fn), holding the store's lock, after checking
+ * that the image is still there. `image rm` and `image prune` take the same lock and see the new
+ * disk in their usage scan once fn has made it, so an image cannot be removed between the caller's
+ * resolving it and its new disk referring to it. Throws IMAGE_NOT_FOUND when it went meanwhile.
+ */
+export async function withStoredImage<T>(paths: KumoPaths, base: { path: string; ref: string }, fn: () => Promise<T>, opts: { signal?: AbortSignal } = {}): Promise<T> {
+  return withLock(
+    storeLock(paths),
+    async () => {
+      if (!(await exists(base.path)))
+        throw new NotFoundError('IMAGE_NOT_FOUND', `image ${base.ref} was removed from the store (kumo image rm or prune) while this command was using it`, {
+          hint: `pull or import it again (kumo image pull ${base.ref}) and try again`,
+          details: { path: base.path },
+        });
+      return fn();
+    },
+    { what: 'the image store', op: 'create a disk on an image', ...(opts.signal ? { signal: opts.signal } : {}) },
+  );
 }

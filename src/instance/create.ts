@@ -13,7 +13,7 @@ import { lockHolder } from '../core/lock.js';
 import { Emitter, type EventSink } from '../events/events.js';
 import { driverNames, getDriver, macFor, portFree, PortInUseError } from '../driver/index.js';
 import { ensureDefaultKey, generateHostKey, userKey, writeKnownHosts } from '../guest/keys.js';
-import { ensureImage } from '../image/index.js';
+import { ensureImage, withStoredImage } from '../image/index.js';
 import { qemuImg } from '../disk/index.js';
 import { writeSeed } from '../seed/index.js';
 import { IncompleteInstanceError, RECORD_VERSION, instanceFiles, lockInstance, writeRecord, type InstanceRecord, type OpOptions } from './store.js';
@@ -95,7 +95,11 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
     await writeFileAtomic(files.hostKey, hostKey.privateKey, 0o600);
     await writeFileAtomic(`${files.hostKey}.pub`, hostKey.publicKey + '\n', 0o644);
     await writeKnownHosts(files.knownHosts, spec.name, [hostKey]);
-    await em.step('disk', opts.makeDisk ? 'disk' : 'disk overlay', () => (opts.makeDisk ? opts.makeDisk(files.disk) : createOverlay(files.disk, image, spec.diskBytes)));
+    // A fresh overlay is made under the image store's lock, with the base checked there: a
+    // concurrent `image rm`/`prune` either ran before (the create fails, IMAGE_NOT_FOUND) or sees the overlay.
+    await em.step('disk', opts.makeDisk ? 'disk' : 'disk overlay', () =>
+      opts.makeDisk ? opts.makeDisk(files.disk) : withStoredImage(paths, image, () => createOverlay(files.disk, image, spec.diskBytes), opts.signal ? { signal: opts.signal } : {}),
+    );
     const instanceId = `i-${spec.name}-${randomBytes(6).toString('hex')}`;
     await em.step('seed', 'cloud-init seed', () =>
       writeSeed(

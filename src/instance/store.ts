@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { KumoPaths } from '../config/paths.js';
 import { instanceFilesIn, type InstanceFiles } from '../config/instance-files.js';
 import { assertValidName, INSTANCE_NAME_RE } from '../core/names.js';
-import { ConflictError, NotFoundError, type KumoError } from '../core/errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, type KumoError } from '../core/errors.js';
 import { exists, readJson, writeJsonAtomic } from '../core/fs.js';
 import { acquireLock, lockHolder, type Lock } from '../core/lock.js';
 import type { PortForward, InstanceRuntime } from '../driver/driver.js';
@@ -115,7 +115,51 @@ export async function readRecord(paths: KumoPaths, name: string): Promise<Instan
     const holder = await lockHolder(f.lock);
     throw new IncompleteInstanceError(name, !!holder && holder.pid !== process.pid);
   }
-  return readJson<InstanceRecord>(f.record);
+  let rec: unknown;
+  try {
+    rec = await readJson<unknown>(f.record);
+  } catch (e) {
+    if ((e as KumoError).code !== 'CORRUPT_STATE') throw e;
+    throw new InvalidInputError('CORRUPT_STATE', `instance '${name}': ${(e as Error).message}`, { hint: corruptHint(name) });
+  }
+  const problems = recordProblems(rec, name);
+  if (problems.length)
+    throw new InvalidInputError('CORRUPT_STATE', `instance '${name}': ${f.record} is damaged: ${problems.join('; ')}`, { hint: corruptHint(name), details: { problems } });
+  return rec as InstanceRecord;
+}
+
+const corruptHint = (name: string) => `restore the file from a backup, or remove the instance (its disk goes too): kumo delete ${name}`;
+
+/** What is wrong with a parsed instance.json (wrong or missing fields the use cases rely on). */
+function recordProblems(r: unknown, name: string): string[] {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return ['it is not a JSON object'];
+  const o = r as Record<string, unknown>;
+  const out: string[] = [];
+  const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const want = (path: string, v: unknown, type: 'string' | 'number') => {
+    if (typeof v !== type || (type === 'number' && !Number.isFinite(v))) out.push(`${path} is ${v === undefined ? 'missing' : `${JSON.stringify(v)}, not a ${type}`}`);
+  };
+  want('name', o.name, 'string');
+  if (typeof o.name === 'string' && o.name !== name) out.push(`name is '${o.name}' but the folder is '${name}'`);
+  for (const k of ['driver', 'instanceId', 'mac', 'accel', 'firmware', 'seedFormat'] as const) want(k, o[k], 'string');
+  for (const k of ['cpus', 'memoryMiB', 'timeoutSec'] as const) want(k, o[k], 'number');
+  if (!obj(o.image)) out.push('image is missing or not an object');
+  else for (const k of ['path', 'format'] as const) want(`image.${k}`, o.image[k], 'string');
+  if (!obj(o.ssh)) out.push('ssh is missing or not an object');
+  else {
+    want('ssh.user', o.ssh.user, 'string');
+    want('ssh.port', o.ssh.port, 'number');
+    want('ssh.key', o.ssh.key, 'string');
+  }
+  if (!Array.isArray(o.ports)) out.push('ports is missing or not a list');
+  else o.ports.forEach((p, i) => {
+    if (!obj(p)) out.push(`ports[${i}] is not an object`);
+    else {
+      want(`ports[${i}].hostPort`, p.hostPort, 'number');
+      want(`ports[${i}].guestPort`, p.guestPort, 'number');
+    }
+  });
+  return out;
 }
 
 export async function writeRecord(paths: KumoPaths, rec: InstanceRecord): Promise<void> {

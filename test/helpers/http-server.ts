@@ -2,7 +2,7 @@
  * A real HTTP server on 127.0.0.1 for tests and benchmarks: serves files from a folder and
  * in-memory documents (SHA256SUMS, simplestreams indexes), honours Range / If-Range, and can
  * misbehave on purpose, per path: answer an error status, cut the connection midway, send wrong
- * bytes, ignore Range, or be slow.
+ * bytes, ignore Range, lie in Content-Range, stall with the connection open, or be slow.
  *
  * Also runnable on its own (the download benchmark serves from another process):
  *   node dist/test/helpers/http-server.js DIR     prints "PORT <n>" and serves DIR until killed
@@ -28,6 +28,10 @@ export interface Fault {
   rateBytesPerSec?: number;
   /** Wait this long before answering. */
   delayMs?: number;
+  /** Answer a Range request with 206 and this Content-Range header instead of the true one. */
+  contentRange?: string;
+  /** Send this many bytes of the body, then send nothing more and keep the connection open. */
+  stallAfter?: number;
   /** Apply the fault this many times, then behave (default: always). */
   times?: number;
 }
@@ -145,7 +149,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
       'Last-Modified': item.mtime.toUTCString(),
       'Content-Type': 'application/octet-stream',
     };
-    if (status === 206) headers['Content-Range'] = `bytes ${start}-${end}/${item.size}`;
+    if (status === 206) headers['Content-Range'] = fault?.contentRange ?? `bytes ${start}-${end}/${item.size}`;
     log.status = status;
     res.writeHead(status, headers);
     if (req.method === 'HEAD') return void res.end();
@@ -167,6 +171,13 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
         chunk = Buffer.from(chunk);
         const i = fault.corruptAt - (start + sent);
         chunk[i] = chunk[i]! ^ 0xff;
+      }
+      const stall = fault?.stallAfter;
+      if (stall !== undefined && sent + chunk.length >= stall) {
+        const part = chunk.subarray(0, Math.max(0, stall - sent));
+        if (part.length) await write(res, part);
+        (src as unknown as { destroy?: () => void }).destroy?.();
+        return; // the connection stays open and silent until the client gives up (or close())
       }
       if (cut !== undefined && sent + chunk.length >= cut) {
         const part = chunk.subarray(0, Math.max(0, cut - sent));

@@ -81,9 +81,19 @@ test('start: daemonized QEMU outlives the call; status derives from pid, /proc a
 
 test('ports: hostfwd added and removed through QMP while running', async () => {
   const rt = started[0]!;
-  const port = await freePort();
-  const fwd = { proto: 'tcp' as const, hostAddr: '127.0.0.1', hostPort: port, guestPort: 80 };
-  await drv.addPort(rt, fwd);
+  // A free port may be taken by someone else before the forward binds it: pick again then.
+  let port = 0;
+  let fwd = { proto: 'tcp' as const, hostAddr: '127.0.0.1', hostPort: port, guestPort: 80 };
+  for (let i = 0; ; i++) {
+    port = await freePort();
+    fwd = { ...fwd, hostPort: port };
+    try {
+      await drv.addPort(rt, fwd);
+      break;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'PORT_IN_USE' || i >= 4) throw e;
+    }
+  }
   assert.equal(await portFree(port), false);
   await assert.rejects(drv.addPort(rt, fwd), (e: Error & { code?: string }) => e.code === 'PORT_IN_USE');
   await drv.removePort(rt, fwd);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, rm, stat, writeFile, unlink, chmod, copyFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile, unlink, chmod } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { importImage, removeImage, pruneImages, listImages, imageUsers, findImage, registerDiskSource, ensureImage } from '../../../src/image/index.js';
@@ -155,11 +155,15 @@ test('repair: metadata without data is dropped, data without metadata removed (o
     await instance(f.paths.instances, 'vm', c.path);
     await writeFile(join(f.paths.images, '.x.json.tmp-1-deadbeef'), '{');
     assert.deepEqual((await listImages(f.paths)).map((r) => r.id), [], 'incomplete images are never listed');
+    const treeBefore = await listTree(f.paths.images);
     const dry = await pruneImages(f.paths, { dryRun: true });
     assert.equal(dry.repaired.length, 4);
-    assert.ok(await stat(b.path));
+    // A dry run changes nothing (the same files, b's data still there) and lists what a real run does.
+    assert.deepEqual(await listTree(f.paths.images), treeBefore);
+    assert.equal((await stat(b.path)).size, (await stat(join(f.dir, 'b.qcow2'))).size);
     const r = await pruneImages(f.paths);
     assert.equal(r.repaired.length, 4, r.repaired.join('\n'));
+    assert.deepEqual(dry.repaired, r.repaired);
     assert.ok(r.repaired.some((x) => x.includes('metadata without data')));
     assert.ok(r.repaired.some((x) => x.includes(`data without metadata: ${b.path}`)));
     assert.ok(r.repaired.some((x) => x.includes('restored metadata') && x.includes('vm')));
@@ -213,7 +217,13 @@ test('copying a raw image keeps its holes', async () => {
     assert.equal(sha256(await readFile(r.path)), sha256(b));
     const st = await stat(r.path);
     assert.ok(st.blocks * 512 < 1024 * 1024, `allocated ${st.blocks * 512} bytes`);
-    await copyFile(r.path, join(f.dir, 'back.raw'));
+    // An independent reader of the allocation: data only where the source had it (the MBR block
+    // and the 4 KiB at 16 MiB), holes everywhere else.
+    const map = JSON.parse(execFileSync('qemu-img', ['map', '--output=json', '-f', 'raw', r.path], { encoding: 'utf8' })) as { start: number; length: number; data: boolean }[];
+    const data = map.filter((m) => m.data);
+    assert.ok(data.some((m) => m.start === 0), JSON.stringify(map));
+    assert.ok(data.some((m) => m.start <= 16 * 1024 * 1024 && m.start + m.length >= 16 * 1024 * 1024 + 4096), JSON.stringify(map));
+    assert.ok(data.reduce((n, m) => n + m.length, 0) <= 512 * 1024, JSON.stringify(map));
   } finally {
     await f.done();
   }

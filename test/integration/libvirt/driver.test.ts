@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { pathsFor } from '../../../src/config/paths.js';
 import type { InstanceRuntime } from '../../../src/driver/driver.js';
 import { getDriver } from '../../../src/driver/index.js';
@@ -96,13 +97,18 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
 
   test('start defines a kumo domain, forwards ssh, and stop/start/kill/cleanup follow reality', async () => {
     const rt = await instance('alpha');
+    const t0 = Date.now();
     const r = await driver.start(rt);
     assert.equal(r.accel, 'tcg');
     assert.ok(r.sshPort > 0);
     assert.equal(virsh(lv.uri, 'domstate', 'alpha').out.trim(), 'running');
     const xml = virsh(lv.uri, 'dumpxml', 'alpha').out;
     assert.match(xml, /<domain type='qemu'/);
-    assert.deepEqual(parseKumoMetadata(xml), { instance: 'alpha', home, dir: rt.dir, client: parseKumoMetadata(xml)!.client, created: parseKumoMetadata(xml)!.created, sshPort: r.sshPort });
+    const meta = parseKumoMetadata(xml)!;
+    assert.deepEqual(meta, { instance: 'alpha', home, dir: rt.dir, client: hostname(), created: meta.created, sshPort: r.sshPort });
+    // created: when this start defined the domain (an ISO time between the test's start and now).
+    assert.match(meta.created ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    assert.ok(Date.parse(meta.created!) >= t0 - 1000 && Date.parse(meta.created!) <= Date.now(), meta.created);
     assert.ok(await listening(r.sshPort), 'ssh is forwarded on 127.0.0.1');
     assert.ok((await stat(join(rt.dir, 'serial.log'))).isFile(), 'the serial console goes to serial.log');
     const st = await driver.status(rt);
@@ -113,8 +119,16 @@ describe('libvirt driver against a real libvirtd', { skip }, () => {
     // Ports while running.
     const fwd = { proto: 'tcp' as const, hostAddr: '127.0.0.1', hostPort: 0, guestPort: 80 };
     const { freePort } = await import('../../../src/driver/net.js');
-    fwd.hostPort = await freePort();
-    await driver.addPort(rt, fwd);
+    // A free port may be taken by someone else before the forward binds it: pick again then.
+    for (let i = 0; ; i++) {
+      fwd.hostPort = await freePort();
+      try {
+        await driver.addPort(rt, fwd);
+        break;
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'PORT_IN_USE' || i >= 4) throw e;
+      }
+    }
     assert.ok(await listening(fwd.hostPort));
     await assert.rejects(driver.addPort(rt, fwd), (e: Error & { code?: string }) => e.code === 'PORT_IN_USE');
     await driver.removePort(rt, fwd);
