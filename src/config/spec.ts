@@ -148,10 +148,13 @@ function fieldDriver(field: string, fields: DriverOptionTable): string | undefin
   return undefined;
 }
 
-const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware'];
+export const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware'];
+
+/** The key by which a spec file names its JSON Schema (for editors); validation ignores its value. */
+export const SCHEMA_KEY = '$schema';
 
 /** The spec's fields: its own, and those the drivers declare (config/driver-options.ts). */
-function knownFields(fields: DriverOptionTable): Set<string> {
+export function knownFields(fields: DriverOptionTable): Set<string> {
   return new Set([...CORE_FIELDS, ...Object.values(fields).flatMap((f) => Object.keys(f))]);
 }
 
@@ -262,6 +265,11 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
   const known = knownFields(optionFields);
   for (const k of Object.keys(input)) {
     if (known.has(k) || input[k] === undefined) continue;
+    // a spec file names its JSON Schema for editors ($schema: ...; kumo schema instance-spec)
+    if (k === SCHEMA_KEY) {
+      if (typeof input[k] !== 'string') issues.push({ path: k, message: 'must be a string (the URL or path of the JSON Schema)', hint: 'see `kumo schema instance-spec`' });
+      continue;
+    }
     const near = closest(k, [...known]);
     issues.push({ path: k, message: `is not a known field${near.length ? `; did you mean '${near[0]}'?` : ''}`, hint: `known fields: ${[...known].join(', ')}` });
   }
