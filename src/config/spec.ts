@@ -115,6 +115,23 @@ export interface InstanceSpecInput {
   network?: string;
 }
 
+/** The libvirt driver's options as the spec carries them (fields connect, pool, network; docs/libvirt.md). */
+export interface LibvirtDriverOptions {
+  /** The connection URI (qemu:///system, qemu:///session, qemu+ssh://user@host/system). */
+  connect?: string;
+  /** The storage pool for the instance's volumes. */
+  pool?: string;
+  /** user | network:NAME | bridge:NAME. */
+  network?: string | null;
+}
+
+/**
+ * Driver-specific options, as `InstanceSpec.driverOptions` carries them and instance.json keeps
+ * them: only the fields of the instance's driver, each checked by that driver and a JSON value.
+ * The built-in drivers: qemu has none; libvirt's are `LibvirtDriverOptions`.
+ */
+export type DriverOptions = LibvirtDriverOptions & { readonly [field: string]: string | number | boolean | null | undefined };
+
 /** Input whose fields are not typed (flags, a spec file): `validateSpec` checks every one at run time. */
 export type UntypedSpecInput = { readonly [field: string]: unknown };
 
@@ -139,7 +156,7 @@ export interface InstanceSpec {
   seedFormat: 'nocloud' | 'configdrive';
   firmware: 'bios' | 'uefi';
   /** Driver-specific settings (only the fields of `driver`), stored in instance.json for the driver. */
-  driverOptions?: Record<string, unknown>;
+  driverOptions?: DriverOptions;
 }
 
 /** The driver whose option field this is (for messages): field -> driver. */
@@ -175,7 +192,7 @@ function explicitFields(input: Record<string | symbol, unknown>): Set<string> {
   return new Set(Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 }
 
-export function driverOptionsFrom(input: Record<string, unknown>, driver: string, issues: ValidationIssue[], fields: DriverOptionTable = driverOptionTable()): Record<string, unknown> | undefined {
+export function driverOptionsFrom(input: Record<string, unknown>, driver: string, issues: ValidationIssue[], fields: DriverOptionTable = driverOptionTable()): DriverOptions | undefined {
   const out: Record<string, unknown> = {};
   const explicit = explicitFields(input);
   for (const [field, value] of Object.entries(input)) {
@@ -196,7 +213,7 @@ export function driverOptionsFrom(input: Record<string, unknown>, driver: string
       issues.push({ path: field, message: err.message, ...(err.hint ? { hint: err.hint } : {}) });
     }
   }
-  return Object.keys(out).length ? out : undefined;
+  return Object.keys(out).length ? (out as DriverOptions) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
