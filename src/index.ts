@@ -67,6 +67,8 @@ export {
   type DurationInput,
   type PortForwardInput,
   type ValidateOptions,
+  type DriverOptions,
+  type LibvirtDriverOptions,
 } from './config/spec.js';
 
 // Snapshots, clones, golden images.

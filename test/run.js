@@ -53,6 +53,12 @@ if (!total) {
 }
 console.log(`running ${total} test files: ${groups.join(', ')}`);
 
+// Test servers listen on 127.0.0.1: a proxy the developer has set (HTTP_PROXY, ...) must not see
+// that traffic, so loopback goes direct (both spellings: the lower-case one wins, as in curl).
+// Tests of proxies set every proxy variable themselves (test/integration/image/proxy.test.ts).
+const noProxy = [process.env.no_proxy || process.env.NO_PROXY, '127.0.0.1', 'localhost', '::1'].filter(Boolean).join(',');
+const testEnv = { ...process.env, KUMO_REPO: root, no_proxy: noProxy, NO_PROXY: noProxy };
+
 const tmp = mkdtempSync(join(tmpdir(), 'kumo-test-run-'));
 const results = [];
 let status = 0;
@@ -81,7 +87,7 @@ for (const [group, files] of byGroup) {
         `--test-reporter-destination=${out}`,
         ...batch.map((f) => relative(root, f)),
       ],
-      { cwd: root, stdio: 'inherit', env: { ...process.env, KUMO_REPO: root } },
+      { cwd: root, stdio: 'inherit', env: testEnv },
     );
     if ((r.status ?? 1) !== 0) status = r.status ?? 1;
     if (existsSync(out))

@@ -118,6 +118,23 @@ export interface InstanceSpecInput {
   network?: string;
 }
 
+/** The libvirt driver's options as the spec carries them (fields connect, pool, network; docs/libvirt.md). */
+export interface LibvirtDriverOptions {
+  /** The connection URI (qemu:///system, qemu:///session, qemu+ssh://user@host/system). */
+  connect?: string;
+  /** The storage pool for the instance's volumes. */
+  pool?: string;
+  /** user | network:NAME | bridge:NAME. */
+  network?: string | null;
+}
+
+/**
+ * Driver-specific options, as `InstanceSpec.driverOptions` carries them and instance.json keeps
+ * them: only the fields of the instance's driver, each checked by that driver and a JSON value.
+ * The built-in drivers: qemu has none; libvirt's are `LibvirtDriverOptions`.
+ */
+export type DriverOptions = LibvirtDriverOptions & { readonly [field: string]: string | number | boolean | null | undefined };
+
 /** Input whose fields are not typed (flags, a spec file): `validateSpec` checks every one at run time. */
 export type UntypedSpecInput = { readonly [field: string]: unknown };
 
@@ -142,7 +159,7 @@ export interface InstanceSpec {
   seedFormat: 'nocloud' | 'configdrive';
   firmware: 'bios' | 'uefi';
   /** Driver-specific settings (only the fields of `driver`), stored in instance.json for the driver. */
-  driverOptions?: Record<string, unknown>;
+  driverOptions?: DriverOptions;
 }
 
 /** The driver whose option field this is (for messages): field -> driver. */
@@ -151,10 +168,13 @@ function fieldDriver(field: string, fields: DriverOptionTable): string | undefin
   return undefined;
 }
 
-const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware'];
+export const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware'];
+
+/** The key by which a spec file names its JSON Schema (for editors); validation ignores its value. */
+export const SCHEMA_KEY = '$schema';
 
 /** The spec's fields: its own, and those the drivers declare (config/driver-options.ts). */
-function knownFields(fields: DriverOptionTable): Set<string> {
+export function knownFields(fields: DriverOptionTable): Set<string> {
   return new Set([...CORE_FIELDS, ...Object.values(fields).flatMap((f) => Object.keys(f))]);
 }
 
@@ -175,7 +195,7 @@ function explicitFields(input: Record<string | symbol, unknown>): Set<string> {
   return new Set(Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 }
 
-export function driverOptionsFrom(input: Record<string, unknown>, driver: string, issues: ValidationIssue[], fields: DriverOptionTable = driverOptionTable()): Record<string, unknown> | undefined {
+export function driverOptionsFrom(input: Record<string, unknown>, driver: string, issues: ValidationIssue[], fields: DriverOptionTable = driverOptionTable()): DriverOptions | undefined {
   const out: Record<string, unknown> = {};
   const explicit = explicitFields(input);
   for (const [field, value] of Object.entries(input)) {
@@ -196,7 +216,7 @@ export function driverOptionsFrom(input: Record<string, unknown>, driver: string
       issues.push({ path: field, message: err.message, ...(err.hint ? { hint: err.hint } : {}) });
     }
   }
-  return Object.keys(out).length ? out : undefined;
+  return Object.keys(out).length ? (out as DriverOptions) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,6 +286,11 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
   const known = knownFields(optionFields);
   for (const k of Object.keys(input)) {
     if (known.has(k) || input[k] === undefined) continue;
+    // a spec file names its JSON Schema for editors ($schema: ...; kumo schema instance-spec)
+    if (k === SCHEMA_KEY) {
+      if (typeof input[k] !== 'string') issues.push({ path: k, message: 'must be a string (the URL or path of the JSON Schema)', hint: 'see `kumo schema instance-spec`' });
+      continue;
+    }
     const near = closest(k, [...known]);
     issues.push({ path: k, message: `is not a known field${near.length ? `; did you mean '${near[0]}'?` : ''}`, hint: `known fields: ${[...known].join(', ')}` });
   }

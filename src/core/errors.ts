@@ -371,6 +371,9 @@ export const ERROR_CODES = {
   LIBVIRT_NOT_ORPHAN: { kind: 'conflict', meaning: 'the domain has an instance, so it is not removed as an orphan' },
   LIBVIRT_ORPHAN_INVALID: { kind: 'invalid', meaning: 'the orphan domain cannot be identified' },
   LIBVIRT_ORPHAN_RUNNING: { kind: 'conflict', meaning: 'an orphan domain is still running' },
+  PROXY_ERROR: { kind: 'external', meaning: 'the download proxy refused the connection, asked for credentials (407) or refused the CONNECT tunnel (ProxyError)' },
+  PROXY_INVALID: { kind: 'invalid', otherKinds: ['unsupported'], meaning: 'HTTPS_PROXY / HTTP_PROXY is not an http:// proxy URL' },
+  SCHEMA_NOT_FOUND: { kind: 'not-found', meaning: 'kumo schema was asked for a schema it does not have' },
 } as const satisfies Record<string, { kind: ErrorKind; otherKinds?: readonly ErrorKind[]; meaning: string }>;
 
 /** A code of the table. */

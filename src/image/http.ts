@@ -1,12 +1,20 @@
 /**
  * HTTP(S) GET with redirects, timeouts, abort, typed errors and retries with backoff. node:http is
  * used directly (not fetch): it is faster for large bodies and gives us the raw stream.
+ *
+ * Proxies come from the environment as curl reads them (image/proxy.ts): an http:// URL goes to
+ * the proxy as an absolute-URI request; an https:// URL goes through a CONNECT tunnel, and TLS
+ * runs end to end with the origin (its certificate checked against the origin's name, as without
+ * a proxy). A proxy that refuses, asks for credentials or refuses the tunnel is a ProxyError.
  */
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { InterruptedError, KumoError } from '../core/errors.js';
 import { sleep as coreSleep } from '../core/time.js';
 import { debug } from '../core/log.js';
+import { proxyFor, ProxyError, type Env, type Proxy } from './proxy.js';
 
 export const USER_AGENT = 'kumo (+https://github.com/kumo)';
 
@@ -49,7 +57,7 @@ export class NetworkError extends KumoError {
               ? 'connection cut'
               : (c?.message ?? String(cause));
     super('HOST_UNREACHABLE', 'external', `cannot download ${url}: ${what}`, {
-      hint: 'check the network (and any proxy), or point the source at a reachable mirror in KUMO_HOME/catalog.yaml',
+      hint: 'check the network, or point the source at a reachable mirror in KUMO_HOME/catalog.yaml; behind a proxy, set HTTPS_PROXY / HTTP_PROXY (and NO_PROXY) as for curl',
       cause,
       details: { url, code: c?.code },
     });
@@ -63,6 +71,8 @@ export interface GetOptions {
   /** No byte for this long (connect or between chunks): fail with a timeout. Default 30 s. */
   idleTimeoutMs?: number;
   maxRedirects?: number;
+  /** Where the proxy variables are read (default process.env). */
+  env?: Env;
 }
 
 export interface GetResponse {
@@ -89,12 +99,44 @@ export function httpGet(url: string, opts: GetOptions = {}): Promise<GetResponse
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:')
       return reject(new KumoError('BAD_URL', 'invalid', `unsupported URL scheme ${u.protocol} in ${url}`, { hint: 'give an http:// or https:// URL, or a local file path' }));
-    debug(() => `GET ${url}${opts.headers?.Range ? ` (${opts.headers.Range})` : ''}`);
-    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, {
-      method: 'GET',
-      headers: { 'User-Agent': USER_AGENT, Accept: '*/*', ...opts.headers },
-    });
+    let proxy: Proxy | undefined;
+    try {
+      proxy = proxyFor(u, opts.env ?? process.env);
+    } catch (e) {
+      return reject(e);
+    }
+    debug(() => `GET ${url}${opts.headers?.Range ? ` (${opts.headers.Range})` : ''}${proxy ? ` via ${proxy.shown}` : ''}`);
+    const headers = { 'User-Agent': USER_AGENT, Accept: '*/*', ...opts.headers };
     const idle = opts.idleTimeoutMs ?? 30_000;
+    if (!proxy) send((u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', headers }));
+    else if (u.protocol === 'http:')
+      send(
+        httpRequest({
+          host: proxy.url.hostname.replace(/^\[|\]$/g, ''),
+          port: proxy.url.port || 80,
+          path: u.href,
+          method: 'GET',
+          headers: { ...headers, Host: u.host, ...(proxy.auth ? { 'Proxy-Authorization': proxy.auth } : {}) },
+        }),
+      );
+    else {
+      const p = proxy;
+      tunnel(p, u, idle, opts.signal).then((socket) => {
+        // TLS with the origin over the tunnel: the certificate is checked against the origin's name
+        const host = u.hostname.replace(/^\[|\]$/g, '');
+        const secure = () => {
+          const t = tlsConnect({ socket, host, ...(isIP(host) ? {} : { servername: host }) });
+          // closing the TLS layer leaves the tunnel's socket open: close it too
+          t.once('close', () => socket.destroy());
+          return t;
+        };
+        const req = httpsRequest(u, { method: 'GET', headers, agent: false, createConnection: secure });
+        req.once('close', () => socket.destroy());
+        send(req);
+      }, reject);
+    }
+
+    function send(req: ClientRequest): void {
     req.setTimeout(idle, () => {
       const e = Object.assign(new Error('timed out'), { code: 'KUMO_TIMEOUT' });
       req.destroy(e);
@@ -103,11 +145,17 @@ export function httpGet(url: string, opts: GetOptions = {}): Promise<GetResponse
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     req.on('error', (e) => {
       opts.signal?.removeEventListener('abort', onAbort);
+      // plain http through a proxy: the connection is the proxy's
+      if (proxy && u.protocol === 'http:' && !(e instanceof KumoError)) return reject(proxyConnectError(proxy, url, e));
       reject(e instanceof KumoError ? e : new NetworkError(url, e));
     });
     req.on('response', (res) => {
       opts.signal?.removeEventListener('abort', onAbort);
       const status = res.statusCode ?? 0;
+      if (proxy && u.protocol === 'http:' && status === 407) {
+        res.resume();
+        return reject(proxyAuthError(proxy, url));
+      }
       if ([301, 302, 303, 307, 308].includes(status) && res.headers.location) {
         res.resume();
         if (maxRedirects <= 0) return reject(new KumoError('HTTP_ERROR', 'external', `GET ${url}: too many redirects`, { hint: 'check the URL' }));
@@ -131,6 +179,80 @@ export function httpGet(url: string, opts: GetOptions = {}): Promise<GetResponse
       resolve({ res, url });
     });
     req.end();
+    }
+  });
+}
+
+function proxyAuthError(proxy: Proxy, url: string): ProxyError {
+  return new ProxyError(proxy, url, proxy.auth ? 'it refused the credentials (HTTP 407)' : 'it asks for credentials (HTTP 407 Proxy Authentication Required)', {
+    status: 407,
+    hint: proxy.auth
+      ? `check the user name and password in ${proxy.from} (http://USER:PASSWORD@HOST:PORT; %-encode special characters)`
+      : `put the credentials in the proxy URL: ${proxy.from}=http://USER:PASSWORD@${proxy.url.host}`,
+  });
+}
+
+function proxyConnectError(proxy: Proxy, url: string, e: unknown): ProxyError {
+  const c = e as NodeJS.ErrnoException;
+  const what =
+    c?.code === 'ECONNREFUSED'
+      ? 'connection to the proxy refused'
+      : c?.code === 'ENOTFOUND' || c?.code === 'EAI_AGAIN'
+        ? 'proxy host name not found'
+        : c?.code === 'KUMO_TIMEOUT' || c?.code === 'ETIMEDOUT'
+          ? 'the proxy did not answer (timed out)'
+          : c?.code === 'ECONNRESET'
+            ? 'the proxy cut the connection'
+            : `cannot reach the proxy: ${c?.message ?? String(e)}`;
+  return new ProxyError(proxy, url, what, {
+    cause: e,
+    transient: c?.code !== 'ENOTFOUND',
+    hint: `check that the proxy runs and that ${proxy.from} names it; to reach this host directly, add it to NO_PROXY (or unset ${proxy.from})`,
+  });
+}
+
+/** Open a CONNECT tunnel through `proxy` to the origin of `u`; resolves with the raw socket. */
+function tunnel(proxy: Proxy, u: URL, idleMs: number, signal?: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const target = `${u.hostname}:${u.port || 443}`;
+    const req = httpRequest({
+      host: proxy.url.hostname.replace(/^\[|\]$/g, ''),
+      port: proxy.url.port || 80,
+      method: 'CONNECT',
+      path: target,
+      headers: { Host: target, 'User-Agent': USER_AGENT, ...(proxy.auth ? { 'Proxy-Authorization': proxy.auth } : {}) },
+    });
+    req.setTimeout(idleMs, () => req.destroy(Object.assign(new Error('timed out'), { code: 'KUMO_TIMEOUT' })));
+    const onAbort = () => req.destroy(abortError(signal!));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('error', (e) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(e instanceof KumoError ? e : proxyConnectError(proxy, u.href, e));
+    });
+    req.on('connect', (res, socket) => {
+      signal?.removeEventListener('abort', onAbort);
+      req.setTimeout(0);
+      const status = res.statusCode ?? 0;
+      if (status === 200) return resolve(socket);
+      socket.destroy();
+      if (status === 407) return reject(proxyAuthError(proxy, u.href));
+      reject(
+        new ProxyError(proxy, u.href, `it refused the tunnel to ${target} (CONNECT answered HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''})`, {
+          status,
+          transient: status >= 500 || status === 408 || status === 429,
+          hint: status === 403 ? `the proxy does not allow ${target}; ask its admin, or add the host to NO_PROXY to go direct` : 'check the proxy (its log says why), or add the host to NO_PROXY to go direct',
+        }),
+      );
+    });
+    // a proxy that answers CONNECT with a normal response (no tunnel)
+    req.on('response', (res) => {
+      signal?.removeEventListener('abort', onAbort);
+      res.resume();
+      const status = res.statusCode ?? 0;
+      if (status === 407) return reject(proxyAuthError(proxy, u.href));
+      reject(new ProxyError(proxy, u.href, `it refused the tunnel to ${target} (CONNECT answered HTTP ${status})`, { status, transient: status >= 500, hint: 'check the proxy, or add the host to NO_PROXY to go direct' }));
+    });
+    req.end();
   });
 }
 
@@ -148,7 +270,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 export function isTransient(e: unknown): boolean {
-  if (e instanceof HttpError || e instanceof NetworkError) return e.transient;
+  if (e instanceof HttpError || e instanceof NetworkError || e instanceof ProxyError) return e.transient;
   return false;
 }
 

@@ -5,7 +5,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { KumoPaths } from '../config/paths.js';
-import { validateSpec, type InstanceSpec, type InstanceSpecInput } from '../config/spec.js';
+import { validateSpec, type InstanceSpec, type InstanceSpecInput, type DriverOptions } from '../config/spec.js';
 import { loadUserData } from '../seed/userdata.js';
 import { ConflictError, ValidationError } from '../core/errors.js';
 import { exists, writeFileAtomic } from '../core/fs.js';
@@ -133,7 +133,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       ports: spec.ports,
       timeoutSec: spec.timeoutSec,
       ...(spec.userDataPath ? { userDataSource: spec.userDataPath } : spec.userDataText !== undefined ? { userDataSource: '(inline)' } : {}),
-      ...(driverOptions && Object.keys(driverOptions).length ? { driverOptions } : {}),
+      ...(driverOptions && Object.keys(driverOptions).length ? { driverOptions: driverOptions as DriverOptions } : {}),
     };
     const full: InstanceRecord = opts.extra ? { ...rec, ...opts.extra(rec) } : rec;
     // The record is written last: it is the "complete" marker.

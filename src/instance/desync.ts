@@ -8,6 +8,7 @@
  *   backup): an orphan. Drivers with the `desync` capability list them (`orphans`) and remove them
  *   (`removeOrphan`); `kumo list` shows them and `kumo repair` removes them.
  */
+import type { DriverOptions } from '../config/spec.js';
 import type { KumoPaths } from '../config/paths.js';
 import { assertValidName } from '../core/names.js';
 import { ConflictError } from '../core/errors.js';
@@ -22,7 +23,7 @@ export interface OrphanOptions {
   /** Look only at this driver's machines (default: every driver that can list orphans). */
   driver?: string;
   /** Where else the driver should look (e.g. libvirt's { connect: URI }); needs `driver`. */
-  driverOptions?: Record<string, unknown>;
+  driverOptions?: DriverOptions;
 }
 
 /**

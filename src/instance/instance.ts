@@ -96,7 +96,7 @@ export class Instance implements AsyncDisposable {
     return stopInstance(this.paths, this.name, o);
   }
 
-  restart(o: OpOptions & { force?: boolean; wait?: boolean } = {}): Promise<unknown> {
+  restart(o: OpOptions & { force?: boolean; wait?: boolean } = {}): Promise<StartInstanceResult> {
     return restartInstance(this.paths, this.name, o);
   }
 

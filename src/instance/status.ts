@@ -2,6 +2,7 @@
  * What is really there: an instance's state derived from its folder and its driver (pid, QMP,
  * libvirt domain), never from a stored field; the list of all of them; `info`. Never takes a lock.
  */
+import type { DriverOptions } from '../config/spec.js';
 import { stat } from 'node:fs/promises';
 import type { KumoPaths } from '../config/paths.js';
 import { ConflictError } from '../core/errors.js';
@@ -74,7 +75,7 @@ export async function listInstances(paths: KumoPaths): Promise<InstanceStatus[]>
 export interface InstanceInfo extends InstanceStatus {
   dir: string;
   /** The driver and the settings it keeps (libvirt: connect URI, pool, network). */
-  driver?: { name: string; options?: Record<string, unknown> };
+  driver?: { name: string; options?: DriverOptions };
   /** Bytes the overlay really uses on the host. */
   diskUsed?: number;
   serialLog?: string;

@@ -11,6 +11,7 @@
  *     qemu.pid qmp.sock serial.log   while/after running (driver files)
  *     lock                 held by the command working on the instance
  */
+import type { DriverOptions } from '../config/spec.js';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KumoPaths } from '../config/paths.js';
@@ -59,7 +60,8 @@ export interface InstanceRecord {
   timeoutSec: number;
   /** Where the user-data came from, for `info`. */
   userDataSource?: string;
-  driverOptions?: Record<string, unknown>;
+  /** The driver's options (libvirt: connect, pool, network; config/spec.ts DriverOptions). */
+  driverOptions?: DriverOptions;
   lastStart?: { at: string; accel: string; pid?: number };
   /** The warm template this instance was cloned from (its disk is an overlay on the template's). */
   template?: { id: string; dir: string };

@@ -22,7 +22,7 @@ const repair: CommandDef = {
     const paths = await ctx.paths();
     const driver = optString(args, 'driver');
     const connect = optString(args, 'connect');
-    let driverOptions: Record<string, unknown> | undefined;
+    let driverOptions: import('../../config/spec.js').DriverOptions | undefined;
     if (connect !== undefined) {
       // The same rule as create: --connect belongs to the libvirt driver (field path + hint otherwise).
       const { driverOptionsFrom } = await import('../../config/spec.js');

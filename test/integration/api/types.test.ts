@@ -7,10 +7,15 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import ts from 'typescript';
+import { readmeBlock } from '../../helpers/readme.js';
 
 const repo = process.env.KUMO_REPO ?? process.cwd();
 
 const FILES: Record<string, string> = {
+  // the README's TypeScript library example, exactly as printed (a module: top-level await using)
+  'readme.ts': readmeBlock('<!-- readme-example:ts', 'ts'),
+  // the README's JavaScript example, type-checked as TypeScript would see it
+  'readme-js.ts': readmeBlock('<!-- readme-example:js', 'js'),
   // the example of issue 11: a number for image, a word for cpus, a misspelt memory
   'wrong-types.ts': `import { launch } from 'kumo';
 export async function f() {
@@ -114,6 +119,47 @@ test('wrong values of typed fields (accel, timeout, ports, disk) do not compile'
   const d = await of('wrong-values.ts');
   for (const field of ['accel', 'timeout', 'disk']) assert.ok(d.some((x) => x.at === field), `${field}: ${JSON.stringify(d)}`);
   assert.ok(d.some((x) => x.at === '80'), `ports: ${JSON.stringify(d)}`);
+});
+
+test("the README's library examples (TypeScript as printed, and the JavaScript one) compile cleanly against the built types", { timeout: 120_000 }, async () => {
+  assert.match(FILES['readme.ts']!, /await using vm = await launch\(/);
+  assert.match(FILES['readme-js.ts']!, /finally \{\n\s+await vm\.delete\(\);/);
+  assert.deepEqual(await of('readme.ts'), []);
+  assert.deepEqual(await of('readme-js.ts'), []);
+});
+
+/**
+ * Opaque on purpose: a KumoError's details and cause (any error's; also as KumoErrorOptions), metadata the user attaches to
+ * an image (kept as given), an image record's source facts (by kind) and a seed's extra
+ * meta-data (written into the seed as given).
+ */
+const OPAQUE = /^((\w+Error|KumoErrorOptions)\.(details|cause|toJSON)|ImageRecord\.(source|metadata)|ImportOptions\.(source|metadata)|SeedSpec\.metaData)$/;
+
+test("the exported option and result types have real fields: no 'unknown' but the few opaque ones", { timeout: 120_000 }, () => {
+  const index = join(repo, 'dist', 'src', 'index.d.ts');
+  const program = ts.createProgram([index], {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    types: ['node'],
+    typeRoots: [join(repo, 'node_modules', '@types')],
+    skipLibCheck: true,
+  });
+  const checker = program.getTypeChecker();
+  const mod = checker.getSymbolAtLocation(program.getSourceFile(index)!)!;
+  const found: string[] = [];
+  let looked = 0;
+  for (const s of checker.getExportsOfModule(mod)) {
+    const target = s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s;
+    const decl = target.declarations?.[0];
+    if (!decl || !(ts.isInterfaceDeclaration(decl) || ts.isTypeAliasDeclaration(decl) || ts.isClassDeclaration(decl))) continue;
+    for (const prop of checker.getPropertiesOfType(checker.getDeclaredTypeOfSymbol(target))) {
+      looked++;
+      const text = checker.typeToString(checker.getTypeOfSymbolAtLocation(prop, decl), undefined, ts.TypeFormatFlags.NoTruncation);
+      if (/\bunknown\b/.test(text) && !OPAQUE.test(`${s.name}.${prop.name}`)) found.push(`${s.name}.${prop.name}: ${text}`);
+    }
+  }
+  assert.ok(looked > 200, `only ${looked} fields looked at`);
+  assert.deepEqual(found, []);
 });
 
 test("internals are not exported from 'kumo'", { timeout: 120_000 }, async () => {
