@@ -27,8 +27,11 @@ const DURATION_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)?\\s*$';
 const PORT = '([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])';
 const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d|0\\d{1,2}|00\\d)';
 const ADDR = `(${OCTET}(\\.${OCTET}){3}|localhost)`;
-const PORT_PATTERN = `^\\s*(${ADDR}:)?0*${PORT}:0*${PORT}(/(tcp|udp))?\\s*$`;
+// the host port may be 0: picked at start (a dynamic forward)
+const PORT_PATTERN = `^\\s*(${ADDR}:)?(0*${PORT}|0+):0*${PORT}(/(tcp|udp))?\\s*$`;
 const portNumber: JsonSchema = { oneOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'string', pattern: `^0*${PORT}$` }] };
+/** A host port: 0 (or left out) asks for one picked at start. */
+const hostPortNumber: JsonSchema = { oneOf: [{ type: 'integer', minimum: 0, maximum: 65535 }, { type: 'string', pattern: `^(0*${PORT}|0+)$` }] };
 
 /** The schema of each field the validator reads (config/spec.ts validateSpec). */
 const CORE_FIELD_SCHEMAS: Readonly<Record<string, JsonSchema>> = {
@@ -88,23 +91,21 @@ const CORE_FIELD_SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     type: 'array',
     items: {
       oneOf: [
-        { type: 'string', pattern: PORT_PATTERN, examples: ['8080:80', '127.0.0.1:5353:53/udp'] },
+        { type: 'string', pattern: PORT_PATTERN, examples: ['8080:80', '127.0.0.1:5353:53/udp', '0:80'] },
         {
           type: 'object',
           properties: {
-            host: portNumber,
-            hostPort: portNumber,
+            host: hostPortNumber,
+            hostPort: hostPortNumber,
             guest: portNumber,
             guestPort: portNumber,
             addr: { type: 'string', pattern: `^${ADDR}$`, description: 'Host address (default 127.0.0.1).' },
             hostAddr: { type: 'string', pattern: `^${ADDR}$` },
             proto: { enum: ['tcp', 'udp'] },
+            dynamic: { type: 'boolean', description: 'The host port is picked at start (as host 0 or no host).' },
           },
           additionalProperties: false,
-          allOf: [
-            { anyOf: [{ required: ['host'] }, { required: ['hostPort'] }] },
-            { anyOf: [{ required: ['guest'] }, { required: ['guestPort'] }] },
-          ],
+          allOf: [{ anyOf: [{ required: ['guest'] }, { required: ['guestPort'] }] }],
         },
       ],
     },
