@@ -17,7 +17,7 @@ import { checkHostMemory } from '../shared/resources.js';
 import { checkHostfwdAdd, checkHostfwdRemove, hostfwdAddCommand, hostfwdRemoveCommand, hostfwdRule } from '../shared/hostfwd.js';
 import { instanceFirmware } from './firmware.js';
 import { buildQemuArgv, qemuFiles, QEMU_NETDEV } from './argv.js';
-import { isOurQemu, processLive, readPidFile } from './process.js';
+import { isOurQemu, processLive, readPidFile, recordPidFile, removePidRecord } from './process.js';
 import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
 import * as snapshots from './snapshots.js';
 import { sleep } from '../../core/time.js';
@@ -90,6 +90,7 @@ export class QemuDriver implements Driver {
   private async removeRuntimeFiles(rt: InstanceRuntime): Promise<void> {
     const f = qemuFiles(rt.dir);
     for (const p of [f.pidFile, f.qmpSocket]) await unlink(p).catch(() => {});
+    await removePidRecord(rt.dir);
   }
 
   async cleanup(rt: InstanceRuntime): Promise<void> {
@@ -136,6 +137,7 @@ export class QemuDriver implements Driver {
       }
       throw new CommandFailedError(r.argv, r.code, r.signal, err, { hint: `QEMU could not start instance '${rt.name}'; run with --debug to see its command line` });
     }
+    await recordPidFile(rt.dir);
     const pid = await readPidFile(rt.dir);
     return { ...(pid !== undefined ? { pid } : {}), accel: accel.accel, sshPort };
   }
