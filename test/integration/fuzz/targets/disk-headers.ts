@@ -138,7 +138,7 @@ function otherFormat(r: Rng): Buffer {
 }
 
 const target: FuzzTarget<Ctx> = {
-  cases: 3000,
+  cases: 2500,
   longCases: 20000,
   async setup() {
     const dir = await mkdtemp(join(tmpdir(), 'kumo-fuzz-disk-'));

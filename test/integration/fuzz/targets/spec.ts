@@ -59,7 +59,7 @@ interface Ctx {
 }
 
 const target: FuzzTarget<Ctx> = {
-  cases: 4000,
+  cases: 3000,
   longCases: 20000,
   async setup() {
     registerBuiltins();
