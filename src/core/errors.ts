@@ -308,6 +308,7 @@ export const ERROR_CODES = {
   SIGNATURE_BAD: { kind: 'invalid', meaning: 'a signed checksum file does not verify (changed, or damaged)' },
   SIGNATURE_UNKNOWN_KEY: { kind: 'invalid', meaning: 'a checksum file is signed by a key that is not in its keyring' },
   SIGNATURE_MISSING: { kind: 'invalid', meaning: 'a checksum file that the catalog says is signed carries no signature' },
+  DECOMPRESSED_TOO_LARGE: { kind: 'invalid', meaning: 'a compressed image unpacks to more than it can plausibly hold (a decompression bomb; DecompressedTooLargeError)' },
   SIGNING_KEYRING_MISSING: { kind: 'environment', meaning: "the keyring file that verifies an image's checksum file does not exist (SigningKeyringMissingError)" },
   BAD_CHECKSUM: { kind: 'invalid', meaning: 'a checksum cannot be read' },
   CATALOG_INVALID: { kind: 'invalid', meaning: 'the image catalog is malformed' },

@@ -67,7 +67,7 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
   a.push('-netdev', ['user', `id=${QEMU_NETDEV}`, ...fwds.map((f) => `hostfwd=${hostfwdRule(f)}`)].join(','));
   a.push('-device', `virtio-net-pci,netdev=${QEMU_NETDEV},mac=${rt.mac}`);
   a.push('-device', 'virtio-rng-pci');
-  a.push('-chardev', `file,id=serial0,path=${qemuOptValue(files.serialLog)}`);
+  a.push('-chardev', `file,id=serial0,path=${qemuOptValue(files.serialLog)},append=on`);
   a.push('-serial', 'chardev:serial0');
   a.push('-qmp', `unix:${qemuOptValue(files.qmpSocket)},server=on,wait=off`);
   a.push('-display', 'none');

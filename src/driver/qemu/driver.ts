@@ -20,6 +20,7 @@ import { buildQemuArgv, qemuFiles, QEMU_NETDEV } from './argv.js';
 import { isOurQemu, processLive, readPidFile, recordPidFile, removePidRecord } from './process.js';
 import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
 import * as snapshots from './snapshots.js';
+import { capSerialLog, rotateSerialLog } from './serial-log.js';
 import { sleep } from '../../core/time.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -78,6 +79,7 @@ export class QemuDriver implements Driver {
         detail: processLive(pid) ? `qemu.pid names pid ${pid}, which is another program now` : `qemu.pid names pid ${pid}, which is not running: QEMU died`,
       };
     }
+    await capSerialLog(rt.dir);
     try {
       const st = await withQmp(files.qmpSocket, (c) => c.queryStatus(), 3000);
       const state = st.status === 'running' ? 'running' : st.status === 'paused' || st.status === 'suspended' ? 'paused' : st.status === 'shutdown' ? 'stopped' : 'unknown';
@@ -110,6 +112,7 @@ export class QemuDriver implements Driver {
     if (st.state === 'crashed') em.warn(`instance '${rt.name}': ${st.detail}; starting it again`);
     await this.removeRuntimeFiles(rt);
     await this.check(rt.paths);
+    await rotateSerialLog(rt.dir);
     for (const p of rt.ports) {
       if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
     }

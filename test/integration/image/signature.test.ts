@@ -49,6 +49,12 @@ before(async () => {
 });
 
 after(async () => {
+  // gpg started an agent for this home: stop it before the home goes
+  try {
+    execFileSync('gpgconf', ['--homedir', gnupg, '--kill', 'all'], { stdio: 'ignore' });
+  } catch {
+    /* none running */
+  }
   await rm(gnupg, { recursive: true, force: true });
 });
 
