@@ -12,6 +12,7 @@ PACKAGES=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients  # the libvirt driver
   libxml2-utils                               # xmllint, which virt-xml-validate (libvirt-clients) runs
   genisoimage xorriso libarchive-tools fuseiso fuse cloud-image-utils  # tests and benches: independent ISO readers, cloud-localds
+  gpgv gpg gpg-agent gpgconf                  # gpgv verifies signed checksum files; gpg (with its agent) makes the tests' signing keys
   util-linux mount procps iproute2 passwd kmod ca-certificates curl openssl  # mount, losetup, pgrep, ss, useradd, modprobe; curl for the download bench; openssl for the tests' TLS certificates
 )
 # Packages the tests rely on that every Debian system has (Essential: yes), so setup installs none

@@ -257,6 +257,9 @@ export async function loadSpecFile(path: string): Promise<UntypedSpecInput> {
   } catch (e) {
     throw new InvalidInputError('SPEC_PARSE', `${path} is not valid YAML: ${(e as Error).message.split('\n')[0]}`, { hint: 'fix the syntax of the spec file' });
   }
+  if (containsItself(doc)) {
+    throw new InvalidInputError('SPEC_PARSE', `${path} holds a YAML alias inside the node it names (a structure that contains itself)`, { hint: 'an alias (*name) may only repeat a node defined elsewhere; write the value out' });
+  }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new InvalidInputError('SPEC_PARSE', `${path} must hold a mapping of fields (name, image, cpus, ...)`, { hint: 'see docs/instances.md for the spec format' });
   }
@@ -264,6 +267,18 @@ export async function loadSpecFile(path: string): Promise<UntypedSpecInput> {
   const base = resolve(path, '..');
   for (const k of ['userData', 'sshKey'] as const) if (typeof o[k] === 'string' && !(o[k] as string).startsWith('/') && !(o[k] as string).startsWith('~')) o[k] = resolve(base, o[k] as string);
   return o;
+}
+
+/** Whether a parsed YAML value contains itself (a self-referencing alias), which no validator can walk. */
+function containsItself(v: unknown, path: Set<object> = new Set()): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (path.has(v)) return true;
+  path.add(v);
+  try {
+    return (v instanceof Map ? [...v.keys(), ...v.values()] : Object.values(v)).some((x) => containsItself(x, path));
+  } finally {
+    path.delete(v);
+  }
 }
 
 export interface ValidateOptions {
@@ -450,5 +465,7 @@ export function parsePortForwardInput(p: unknown): PortForward | string {
   if (guest === undefined) return `${JSON.stringify(p)} has no guest port (e.g. { guest: 80 })`;
   const addr = o.addr ?? o.hostAddr ?? '127.0.0.1';
   const proto = o.proto ?? 'tcp';
+  for (const [k, v] of [['host port', host], ['guest port', guest], ['host address', addr], ['protocol', proto]] as const)
+    if (typeof v !== 'string' && typeof v !== 'number') return `the ${k} of a port forward must be a number or a string (got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v})`;
   return parsePortForward(`${addr}:${host}:${guest}/${proto}`);
 }

@@ -2,7 +2,8 @@
  * Cross-process locks on a file (one per instance: KUMO_HOME/instances/NAME/lock).
  *
  * The lock file holds the owner's pid, its start time (from /proc/PID/stat, so a recycled pid is
- * not mistaken for the owner), a random id of the holding and what it is doing. It is made
+ * not mistaken for the owner), the kernel's boot id (so a lock left before a reboot is dead even
+ * when a new process has the same pid and start time), a random id of the holding and what it is doing. It is made
  * atomically: the owner is written to a temp file which is then link(2)ed into place, so the
  * lock file never exists without its owner (a reader never sees an empty lock and takes it for a
  * dead one). A lock whose owner is gone is stale and is broken; breaking is serialised by a
@@ -27,6 +28,8 @@ export interface LockOwner {
   at: string;
   /** Random id of this holding (absent in locks written by older versions). */
   id?: string;
+  /** The kernel's boot id when the lock was taken (absent in locks written by older versions). */
+  boot?: string;
 }
 
 export interface LockOptions {
@@ -44,6 +47,24 @@ export interface Lock extends AsyncDisposable {
   release(): Promise<void>;
 }
 
+let cachedBootId: string | null | undefined;
+
+/**
+ * The kernel's boot id (/proc/sys/kernel/random/boot_id): a random UUID made at every boot, so a
+ * pid or start time recorded under another boot id names some other process. Undefined without /proc.
+ */
+export function bootId(): string | undefined {
+  if (cachedBootId === undefined) {
+    try {
+      const v = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      cachedBootId = /^[0-9a-f-]{8,64}$/i.test(v) ? v : null;
+    } catch {
+      cachedBootId = null;
+    }
+  }
+  return cachedBootId ?? undefined;
+}
+
 /** Start time of a process (ticks since boot), or undefined when unknown. */
 export function processStartTime(pid: number): number | undefined {
   try {
@@ -59,6 +80,10 @@ export function processStartTime(pid: number): number | undefined {
 
 /** Whether the owner recorded in a lock file is still the live process that took it. */
 export function ownerAlive(o: LockOwner): boolean {
+  if (o.boot !== undefined) {
+    const now = bootId();
+    if (now !== undefined && now !== o.boot) return false; // taken before a reboot
+  }
   if (!pidAlive(o.pid)) return false;
   try {
     const st = readFileSync(`/proc/${o.pid}/stat`, 'utf8');
@@ -94,7 +119,7 @@ function newId(): string {
 }
 
 function sameHolding(a: LockOwner, b: LockOwner): boolean {
-  return a.pid === b.pid && a.start === b.start && a.id === b.id;
+  return a.pid === b.pid && a.start === b.start && a.id === b.id && a.boot === b.boot;
 }
 
 /**
@@ -189,6 +214,8 @@ export async function acquireLock(path: string, opts: LockOptions): Promise<Lock
   const me: LockOwner = { pid: process.pid, op: opts.op, at: new Date().toISOString(), id: newId() };
   const start = processStartTime(process.pid);
   if (start !== undefined) me.start = start;
+  const boot = bootId();
+  if (boot !== undefined) me.boot = boot;
   const deadline = Date.now() + (opts.waitMs ?? 0);
   let delay = 25;
   const wait = async (owner: LockOwner, doing: string) => {

@@ -505,6 +505,8 @@ async function uncompressedSize(path: string, format: DiskFormat, size: number):
       const single = (fhd >> 5) & 1;
       const didFlag = fhd & 3;
       let off = 5 + (single ? 0 : 1) + [0, 1, 2, 4][didFlag]!;
+      // the frame content size field must lie inside the file (a short file records none)
+      if (h.length < off + [single ? 1 : 0, 2, 4, 8][fcsFlag]!) return 0;
       if (fcsFlag === 0) return single ? h[off]! : 0;
       if (fcsFlag === 1) return h.readUInt16LE(off) + 256;
       if (fcsFlag === 2) return h.readUInt32LE(off);

@@ -11,6 +11,7 @@ import { closest } from '../core/text.js';
 import type { KumoPaths } from '../config/paths.js';
 import { parseSumsFile, type Checksum, type HashAlgo } from './checksums.js';
 import { fetchText, type RetryOptions } from './http.js';
+import { verifySignature, type SignatureKind, type VerifiedBy } from './verify.js';
 
 export type SourceKind = 'sums' | 'simplestreams' | 'fedora-releases';
 const SOURCE_KINDS: readonly SourceKind[] = ['sums', 'simplestreams', 'fedora-releases'];
@@ -28,6 +29,9 @@ export interface CatalogSource {
   archNames?: Record<string, string>;
   /** URL prefix rewrites applied to final download URLs (mirrors for absolute links). */
   rewrite?: Record<string, string>;
+  /** sums: the keyring (a file gpgv reads) that verifies signed checksum files, and its package. */
+  keyring?: string;
+  keyringPackage?: string;
 }
 
 export interface CatalogAlias {
@@ -49,6 +53,12 @@ export interface CatalogAlias {
   variant?: string;
   subvariant?: string;
   match?: string;
+  /** sums: how the checksum file is signed (absent or 'none': not checked). */
+  signature?: SignatureKind | 'none';
+  /** sums, detached: the signature file's path, relative to the source base (default: sums + '.sign'). */
+  signatureFile?: string;
+  /** Overrides the source's keyring. */
+  keyring?: string;
 }
 
 export interface Catalog {
@@ -70,6 +80,9 @@ export interface RemoteImage {
   size?: number;
   /** Where the checksum came from (a sums file URL, a simplestreams products file, ...). */
   checksumFrom: string;
+  /** 'signature' when the checksum file's signature was verified (then `fingerprint` is the signer's key). */
+  verifiedBy?: VerifiedBy;
+  fingerprint?: string;
 }
 
 export const ARCHES = ['x86_64', 'aarch64'] as const;
@@ -158,7 +171,10 @@ export async function loadCatalog(paths: Pick<KumoPaths, 'catalog'>, opts: { bui
       ...(typeof s.releases === 'string' ? { releases: s.releases } : {}),
       ...(isObj(s.archNames) ? { archNames: s.archNames as Record<string, string> } : {}),
       ...(isObj(s.rewrite) ? { rewrite: s.rewrite as Record<string, string> } : {}),
+      ...(typeof s.keyring === 'string' ? { keyring: s.keyring } : {}),
+      ...(typeof s.keyringPackage === 'string' ? { keyringPackage: s.keyringPackage } : {}),
     };
+    for (const k of ['keyring', 'keyringPackage'] as const) if (s[k] !== undefined && typeof s[k] !== 'string') issues.push({ path: `${p}.${k}`, message: 'must be a string' });
   }
   const aliases: Record<string, CatalogAlias> = {};
   for (const [name, a] of Object.entries(rawAliases)) {
@@ -190,9 +206,18 @@ export async function loadCatalog(paths: Pick<KumoPaths, 'catalog'>, opts: { bui
       }
     }
     const alias: CatalogAlias = { name, names, source: source ?? '', arches };
-    for (const k of ['os', 'version', 'description', 'path', 'sums', 'product', 'ftype', 'variant', 'subvariant', 'match'] as const) {
+    for (const k of ['os', 'version', 'description', 'path', 'sums', 'product', 'ftype', 'variant', 'subvariant', 'match', 'signatureFile', 'keyring'] as const) {
       const v = str(k);
       if (v !== undefined) alias[k] = v;
+    }
+    const sig = str('signature');
+    if (sig !== undefined) {
+      if (sig !== 'detached' && sig !== 'clearsigned' && sig !== 'none') issues.push({ path: `${p}.signature`, message: `must be detached, clearsigned or none (got '${sig}')` });
+      else {
+        alias.signature = sig;
+        if (sig !== 'none' && src && src.kind !== 'sums') issues.push({ path: `${p}.signature`, message: `applies only to a sums source (${source} is ${src.kind})` });
+        if (sig !== 'none' && !alias.keyring && !src?.keyring) issues.push({ path: `${p}.keyring`, message: 'a signed checksum file needs a keyring (here or in its source)', hint: 'keyring: /usr/share/keyrings/NAME.gpg' });
+      }
     }
     if (src?.kind === 'sums' && (!alias.path || !alias.sums)) issues.push({ path: p, message: 'a sums source needs path: and sums:' });
     if (src?.kind === 'simplestreams' && !alias.product) issues.push({ path: `${p}.product`, message: 'is required for a simplestreams source', hint: "e.g. 'com.ubuntu.cloud:server:24.04:{arch}'" });
@@ -281,7 +306,30 @@ export async function resolveRemote(catalog: Catalog, alias: CatalogAlias, arch:
 async function resolveSums(src: CatalogSource, alias: CatalogAlias, arch: string, opts: RetryOptions): Promise<RemoteImage> {
   const url = rewrite(src, join(src.base, expand(alias.path!, src, alias, arch)));
   const sumsUrl = rewrite(src, join(src.base, expand(alias.sums!, src, alias, arch)));
-  const { text, headers } = await fetchText(sumsUrl, opts);
+  const fetched = await fetchText(sumsUrl, opts);
+  const headers = fetched.headers;
+  let text = fetched.text;
+  let signed: { fingerprint: string } | undefined;
+  if (alias.signature && alias.signature !== 'none') {
+    const keyring = alias.keyring ?? src.keyring!;
+    const check = { kind: alias.signature, keyring, ...(src.keyringPackage ? { keyringPackage: src.keyringPackage } : {}) };
+    let sig: Buffer | undefined;
+    if (alias.signature === 'detached') {
+      const sigUrl = rewrite(src, join(src.base, expand(alias.signatureFile ?? `${alias.sums!}.sign`, src, alias, arch)));
+      // Vendors publish ASCII-armored signatures (SHA512SUMS.sign, SHA256SUMS.gpg); a missing one is no signature.
+      sig = await fetchText(sigUrl, { ...opts, maxBytes: 1024 * 1024 }).then(
+        (r) => Buffer.from(r.text, 'utf8'),
+        (e) => {
+          const status = (e as { status?: unknown }).status;
+          if (status === 404 || status === 410) return undefined;
+          throw e;
+        },
+      );
+    }
+    const v = await verifySignature(sumsUrl, alias.signature === 'detached' ? Buffer.from(text, 'utf8') : text, check, sig, opts.signal ? { signal: opts.signal } : {});
+    text = v.text;
+    signed = { fingerprint: v.fingerprint };
+  }
   const filename = lastSegment(url);
   const algoHint: HashAlgo | undefined = /sha512/i.test(sumsUrl) ? 'sha512' : /sha256/i.test(sumsUrl) ? 'sha256' : undefined;
   const sums = parseSumsFile(text, algoHint);
@@ -293,7 +341,7 @@ async function resolveSums(src: CatalogSource, alias: CatalogAlias, arch: string
     });
   const lm = headers['last-modified'] ? new Date(headers['last-modified']) : undefined;
   const version = lm && !Number.isNaN(lm.getTime()) ? lm.toISOString().slice(0, 10).replaceAll('-', '') : undefined;
-  return { alias: alias.name, arch, url, checksum, filename, sourceName: src.name, checksumFrom: sumsUrl, ...(version ? { version } : {}) };
+  return { alias: alias.name, arch, url, checksum, filename, sourceName: src.name, checksumFrom: sumsUrl, ...(version ? { version } : {}), ...(signed ? { verifiedBy: 'signature' as const, fingerprint: signed.fingerprint } : {}) };
 }
 
 interface SsItem {

@@ -58,7 +58,7 @@ export async function prepare(paths: KumoPaths, input: string, opts: PrepareOpti
     const out = tempIn(paths, 'unpack');
     opts.temps.push(out);
     const r = await opts.em.step('image.unpack', comp ? `Decompressing ${opts.label} (${comp})` : `Copying ${opts.label}`, () =>
-      decompressTo(input, out, comp, { signal: opts.signal, onProgress: (b) => opts.em.progress('image.unpack', comp ? 'Decompressing' : 'Copying', b, undefined, 'bytes') }),
+      decompressTo(input, out, comp, { signal: opts.signal, label: opts.label, onProgress: (b) => opts.em.progress('image.unpack', comp ? 'Decompressing' : 'Copying', b, undefined, 'bytes') }),
     );
     file = out;
     id = r.sha256;

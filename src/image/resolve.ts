@@ -95,6 +95,9 @@ export interface PullPlan {
   url: string;
   checksum: Checksum;
   checksumFrom: string;
+  /** 'signature' when the checksum came from a checksum file whose signature was verified (`fingerprint`: the signer). */
+  verifiedBy?: 'signature' | 'checksum';
+  fingerprint?: string;
   arch: string;
   version?: string;
   size?: number;
@@ -111,6 +114,7 @@ export async function planAlias(catalog: Catalog, aliasRef: string, arch: string
     url: remote.url,
     checksum: remote.checksum,
     checksumFrom: remote.checksumFrom,
+    ...(remote.verifiedBy === 'signature' && remote.fingerprint ? { verifiedBy: 'signature' as const, fingerprint: remote.fingerprint } : {}),
     arch,
     ...(remote.version ? { version: remote.version } : {}),
     ...(remote.size ? { size: remote.size } : {}),

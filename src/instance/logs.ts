@@ -29,8 +29,9 @@ export async function consoleTail(paths: KumoPaths, rec: InstanceRecord, lines =
  * Write the console to `write`, then (with follow) keep writing what is appended until the signal
  * aborts. Resolves when done.
  */
-export async function streamConsoleLog(paths: KumoPaths, name: string, write: (chunk: Buffer) => void, o: { follow?: boolean; signal?: AbortSignal; tailBytes?: number } = {}): Promise<void> {
-  const file = await consoleLogPath(paths, name);
+export async function streamConsoleLog(paths: KumoPaths, name: string, write: (chunk: Buffer) => void, o: { follow?: boolean; signal?: AbortSignal; tailBytes?: number; previous?: boolean } = {}): Promise<void> {
+  // The previous boot's console: the log rotated away at the last start (serial.log.1).
+  const file = (await consoleLogPath(paths, name)) + (o.previous ? '.1' : '');
   let pos = 0;
   const pump = async () => {
     let size: number;

@@ -9,8 +9,9 @@ const logs: CommandDef = {
   options: {
     follow: { type: 'boolean', short: 'f', description: 'keep printing what the console writes (Ctrl-C to stop)' },
     tail: { type: 'string', description: 'start with only the last BYTES of the log', placeholder: 'BYTES' },
+    previous: { type: 'boolean', description: 'show the console of the boot before the last start (serial.log.1)' },
   },
-  examples: ['kumo logs web', 'kumo logs -f web'],
+  examples: ['kumo logs web', 'kumo logs -f web', 'kumo logs --previous web'],
   async run(ctx, args) {
     const lib = await import('../../instance/index.js');
     const paths = await ctx.paths();
@@ -19,6 +20,7 @@ const logs: CommandDef = {
     const clean = ctx.out.tty ? (await import('../../core/text.js')).terminalSanitizer() : undefined;
     await lib.streamConsoleLog(paths, argString(args, 'name')!, (c) => ctx.out.stdout.write(clean ? clean(c) : c), {
       follow: optBool(args, 'follow'),
+      previous: optBool(args, 'previous'),
       signal: ctx.signal,
       ...(tail !== undefined ? { tailBytes: tail } : {}),
     });

@@ -83,7 +83,7 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
   a.push('-chardev', `socket,id=qga0,path=${qemuOptValue(files.agentSocket)},server=on,wait=off`);
   a.push('-device', 'virtio-serial-pci,id=vser0');
   a.push('-device', 'virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0');
-  a.push('-chardev', `file,id=serial0,path=${qemuOptValue(files.serialLog)}`);
+  a.push('-chardev', `file,id=serial0,path=${qemuOptValue(files.serialLog)},append=on`);
   a.push('-serial', 'chardev:serial0');
   a.push('-qmp', `unix:${qemuOptValue(files.qmpSocket)},server=on,wait=off`);
   a.push('-display', 'none');

@@ -17,10 +17,11 @@ import { checkHostMemory } from '../shared/resources.js';
 import { checkHostfwdAdd, checkHostfwdRemove, hostfwdAddCommand, hostfwdRemoveCommand, hostfwdRule } from '../shared/hostfwd.js';
 import { instanceFirmware } from './firmware.js';
 import { buildQemuArgv, qemuFiles, QEMU_NETDEV } from './argv.js';
-import { isOurQemu, processLive, readPidFile } from './process.js';
+import { isOurQemu, processLive, readPidFile, recordPidFile, removePidRecord } from './process.js';
 import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
 import * as snapshots from './snapshots.js';
 import { checkStateFile, restoreState, saveState, templateHost } from './state.js';
+import { capSerialLog, rotateSerialLog } from './serial-log.js';
 import { sleep } from '../../core/time.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -79,6 +80,7 @@ export class QemuDriver implements Driver {
         detail: processLive(pid) ? `qemu.pid names pid ${pid}, which is another program now` : `qemu.pid names pid ${pid}, which is not running: QEMU died`,
       };
     }
+    await capSerialLog(rt.dir);
     try {
       const st = await withQmp(files.qmpSocket, (c) => c.queryStatus(), 3000);
       const state = st.status === 'running' ? 'running' : st.status === 'paused' || st.status === 'suspended' ? 'paused' : st.status === 'shutdown' ? 'stopped' : 'unknown';
@@ -91,6 +93,7 @@ export class QemuDriver implements Driver {
   private async removeRuntimeFiles(rt: InstanceRuntime): Promise<void> {
     const f = qemuFiles(rt.dir);
     for (const p of [f.pidFile, f.qmpSocket, f.agentSocket]) await unlink(p).catch(() => {});
+    await removePidRecord(rt.dir);
   }
 
   async cleanup(rt: InstanceRuntime): Promise<void> {
@@ -116,6 +119,7 @@ export class QemuDriver implements Driver {
     if (st.state === 'crashed') em.warn(`instance '${rt.name}': ${st.detail}; starting it again`);
     await this.removeRuntimeFiles(rt);
     await this.check(rt.paths);
+    await rotateSerialLog(rt.dir);
     // fixed ports must be free; dynamic ones (0:80) get a host port here (net.ts assignPorts)
     const avoid = new Set<number>(rt.sshPort ? [rt.sshPort] : []);
     let ports = await assignPorts(rt.ports, avoid);
@@ -153,6 +157,7 @@ export class QemuDriver implements Driver {
       }
       throw new CommandFailedError(r.argv, r.code, r.signal, err, { hint: `QEMU could not start instance '${rt.name}'; run with --debug to see its command line` });
     }
+    await recordPidFile(rt.dir);
     const pid = await readPidFile(rt.dir);
     let restored: StartResult['restored'];
     if (rt.restore) {

@@ -73,7 +73,7 @@ test('argv: QMP socket, pid file and serial log live in the instance folder', ()
   const f = qemuFiles(rt.dir);
   assert.deepEqual(optAfter(a, '-pidfile'), [f.pidFile]);
   assert.deepEqual(optAfter(a, '-qmp'), [`unix:${f.qmpSocket},server=on,wait=off`]);
-  assert.deepEqual(optAfter(a, '-chardev'), [`socket,id=qga0,path=${f.agentSocket},server=on,wait=off`, `file,id=serial0,path=${f.serialLog}`]);
+  assert.deepEqual(optAfter(a, '-chardev'), [`socket,id=qga0,path=${f.agentSocket},server=on,wait=off`, `file,id=serial0,path=${f.serialLog},append=on`]);
   assert.deepEqual(optAfter(a, '-serial'), ['chardev:serial0']);
 });
 

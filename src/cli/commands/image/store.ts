@@ -34,6 +34,7 @@ function printRecord(ctx: CommandContext, r: Rec, users?: string[]): void {
     ['version', r.version],
     ['source', r.source.kind + (r.source.url ? ` ${String(r.source.url)}` : r.source.file ? ` ${String(r.source.file)}` : r.source.path ? ` ${String(r.source.path)}` : '')],
     ['verified with', typeof r.source.checksum === 'string' ? `${r.source.checksum.slice(0, 24)}… (from ${String(r.source.checksumFrom ?? 'user')})` : undefined],
+    ['verified by', typeof r.source.verifiedBy === 'string' ? (r.source.verifiedBy === 'signature' ? `signature (key ${String(r.source.signedBy ?? '?')})` : r.source.verifiedBy) : undefined],
     ['fetched', r.fetchedAt],
     ['superseded by', r.supersededBy ? short(r.supersededBy) : undefined],
     ['used by', users ? (users.length ? users.join(', ') : 'no instance') : undefined],
