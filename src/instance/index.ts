@@ -51,3 +51,8 @@ export {
 export { findOrphans, repairInstances, type OrphanOptions, type RepairOptions, type RepairResult } from './desync.js';
 // The instances' disks count as users of stored images (image rm/prune); src/builtins.ts registers it.
 export { registerInstanceDiskSource } from './disks.js';
+// Labels and reaping: instances by label, ttl expiry, the watchdog of test processes; launch's reuse.
+export { deleteInstances, type DeleteManyOptions } from './labels.js';
+export { labelSelectors, type ListOptions } from './status.js';
+export { sweepExpired, deleteExpired, expiries, reapingWanted, registerForReaping, unregisterFromReaping, type Expiry } from './reaper.js';
+export { specDifferences, InstanceSpecDiffersError, type SpecDifference } from './reuse.js';

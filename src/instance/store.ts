@@ -60,6 +60,12 @@ export interface InstanceRecord {
   userDataSource?: string;
   driverOptions?: Record<string, unknown>;
   lastStart?: { at: string; accel: string; pid?: number };
+  /** Labels given at creation (`kumo list --label`, `kumo delete --label`). */
+  labels?: Record<string, string>;
+  /** When its time to live is up (ISO time): then it is powered off and deleted (instance/reaper.ts). */
+  expiresAt?: string;
+  /** sha256 of the user-data it was made with (launch's reuse compares it). */
+  userDataDigest?: string;
 }
 
 export type { InstanceFiles };
