@@ -121,6 +121,7 @@ export const TTL_HINT = 'give a duration such as 90s, 10m, 1h30m or 2d (a bare n
 /** What is wrong with a ttl value, or undefined (the seconds are then `parseDuration(v)`). */
 export function ttlProblem(v: unknown): string | undefined {
   const s = parseDuration(v);
+  if (typeof v === 'string' && /^\s*-/.test(v) && parseDuration(v.trim().slice(1)) !== undefined) return `${JSON.stringify(v)} is negative`;
   if (s === undefined) return `${JSON.stringify(v)} is not a duration`;
   if (s <= 0) return `${JSON.stringify(v)} is not more than zero`;
   if (s > TTL_MAX_SEC) return `${JSON.stringify(v)} is longer than 365 days`;
