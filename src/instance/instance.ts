@@ -20,11 +20,12 @@ import { addPort, removePort } from './ports.js';
 import { deleteInstance, restartInstance, startInstance, stopInstance, waitInstanceReady, type StartInstanceResult } from './power.js';
 import { resolveSshTarget } from './ssh-target.js';
 import { instanceInfo, instanceStatus, type InstanceInfo, type InstanceStatus } from './status.js';
-import { InstanceNotFoundError, readRecord, type InstanceRecord, type OpOptions } from './store.js';
+import { InstanceNotFoundError, instanceFiles, readRecord, type InstanceRecord, type OpOptions } from './store.js';
 // Reaping, reuse and snapshots (issue 22: labels, reaping, fast reset)
 import { validateSpec } from '../config/spec.js';
 import { UsageError } from '../core/errors.js';
 import { sleep } from '../core/time.js';
+import { exists } from '../core/fs.js';
 import { driverNames } from '../driver/index.js';
 import { closeMaster } from '../guest/master.js';
 import { loadUserData } from '../seed/userdata.js';
@@ -261,7 +262,8 @@ export async function launch(o: LaunchOptions): Promise<Instance> {
     if (existing) return existing;
   }
   const name = o.name ?? newInstanceName();
-  const reap = reapingWanted(o.reap ?? (o.reuse ? false : undefined));
+  // Registered before it is made (a kill during the boot is reaped too); never a name that is taken already.
+  const reap = reapingWanted(o.reap ?? (o.reuse ? false : undefined)) && !(await exists(instanceFiles(paths, name).dir));
   if (reap) await registerForReaping(paths, name);
   let started: StartInstanceResult;
   try {
