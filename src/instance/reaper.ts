@@ -28,7 +28,7 @@ import { pidAlive } from '../core/exec.js';
 import { sleep } from '../core/time.js';
 import { NotFoundError } from '../core/errors.js';
 import { deleteInstance } from './power.js';
-import { instanceFiles, listNames, readRecord } from './store.js';
+import { instanceFiles, listNames, type InstanceRecord } from './store.js';
 
 /** How often the ttl reaper re-reads the records at most, and how often a watchdog looks at its parent (ms). */
 export const TTL_POLL_MS = 5000;
@@ -70,12 +70,13 @@ export interface Expiry {
 
 /** Every instance with a ttl and when it expires, from the records (never a lock). */
 export async function expiries(paths: KumoPaths): Promise<Expiry[]> {
+  const names = await listNames(paths);
+  const recs = await Promise.all(names.map((n) => readJson<InstanceRecord>(instanceFiles(paths, n).record).catch(() => undefined)));
   const out: Expiry[] = [];
-  for (const name of await listNames(paths)) {
-    const rec = await readRecord(paths, name).catch(() => undefined);
+  recs.forEach((rec, i) => {
     const at = rec?.expiresAt ? Date.parse(rec.expiresAt) : NaN;
-    if (Number.isFinite(at)) out.push({ name, at });
-  }
+    if (Number.isFinite(at)) out.push({ name: names[i]!, at });
+  });
   return out.sort((a, b) => a.at - b.at);
 }
 
@@ -83,9 +84,9 @@ export async function expiries(paths: KumoPaths): Promise<Expiry[]> {
  * Delete the instances whose time is up (forced: a running one is powered off). One whose lock
  * another live process holds is left for the next sweep. Returns the names deleted.
  */
-export async function deleteExpired(paths: KumoPaths, now = Date.now()): Promise<string[]> {
+export async function deleteExpired(paths: KumoPaths, now = Date.now(), known?: readonly Expiry[]): Promise<string[]> {
   const deleted: string[] = [];
-  for (const e of await expiries(paths)) {
+  for (const e of known ?? (await expiries(paths))) {
     if (e.at > now) break;
     const holder = await lockHolder(instanceFiles(paths, e.name).lock).catch(() => undefined);
     if (holder && holder.pid !== process.pid && ownerAlive(holder)) continue;
@@ -111,9 +112,11 @@ export function ensureTtlReaper(paths: KumoPaths): void {
  */
 export async function sweepExpired(paths: KumoPaths): Promise<string[]> {
   try {
-    const deleted = await deleteExpired(paths);
+    const now = Date.now();
+    const known = await expiries(paths);
+    const deleted = await deleteExpired(paths, now, known);
     deleted.push(...(await reapOrphanedRegistrations(paths)));
-    if ((await expiries(paths)).length) {
+    if (known.some((e) => e.at > now)) {
       const holder = await lockHolder(ttlLockPath(paths)).catch(() => undefined);
       if (!holder || !ownerAlive(holder)) ensureTtlReaper(paths);
     }
