@@ -110,11 +110,12 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
         files.seed,
       ),
     );
+    const createdAt = Date.now(); // the ttl counts from here
     const rec: InstanceRecord = {
       version: RECORD_VERSION,
       name: spec.name,
       driver: driver.name,
-      created: new Date().toISOString(),
+      created: new Date(createdAt).toISOString(),
       instanceId,
       image: { ref: spec.image, path: image.path, format: image.format, ...(image.id ? { id: image.id } : {}), ...(image.virtualSize ? { virtualSize: image.virtualSize } : {}) },
       cpus: spec.cpus,
@@ -130,7 +131,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       ...(spec.userDataPath ? { userDataSource: spec.userDataPath } : spec.userDataText !== undefined ? { userDataSource: '(inline)' } : {}),
       ...(driverOptions && Object.keys(driverOptions).length ? { driverOptions } : {}),
       ...(spec.labels ? { labels: spec.labels } : {}),
-      ...(spec.ttlSec !== undefined ? { expiresAt: new Date(Date.now() + spec.ttlSec * 1000).toISOString() } : {}),
+      ...(spec.ttlSec !== undefined ? { expiresAt: new Date(createdAt + spec.ttlSec * 1000).toISOString() } : {}),
       ...(userData !== undefined ? { userDataDigest: userDataDigest(userData) } : {}),
     };
     // The record is written last: it is the "complete" marker.
