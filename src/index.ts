@@ -56,6 +56,8 @@ export {
   type RepairResult,
 } from './instance/index.js';
 export type { PortForward, SnapshotInfo } from './driver/driver.js';
+// Labels, reaping and reuse: delete by label or all; launch({ reuse }) reports what differs.
+export { deleteInstances, InstanceSpecDiffersError, type DeleteManyOptions, type ListOptions, type SpecDifference } from './instance/index.js';
 // The instance spec: load, then validate (every problem at once).
 export {
   loadSpecFile,

@@ -86,3 +86,21 @@ export async function loadSpecInput(args: ParsedArgs): Promise<Record<string, un
   const base = file ? await (await import('../config/spec.js')).loadSpecFile(file) : {};
   return specInput(args, base);
 }
+
+/** `--label KEY=VALUE` (repeatable) and `--ttl DURATION` of `launch` and `create`. */
+export const LIFETIME_OPTIONS: Record<string, OptionSpec> = {
+  label: { type: 'string', short: 'l', multiple: true, description: 'a label kept with the instance (kumo list/delete --label select by it)', placeholder: 'KEY=VALUE' },
+  ttl: { type: 'string', description: 'time to live (90s, 10m, 1h30m): then the instance is powered off and deleted, with no further kumo call', placeholder: 'DURATION' },
+};
+
+/** Put --label and --ttl into the spec input (labels over the --spec file's); a bad label is a BAD_LABEL error naming it. */
+export async function applyLifetimeFlags(args: ParsedArgs, input: Record<string, unknown>): Promise<void> {
+  const labels = optList(args, 'label');
+  if (labels.length) {
+    const { parseLabels } = await import('../config/labels.js');
+    const base = input.labels && typeof input.labels === 'object' && !Array.isArray(input.labels) ? (input.labels as Record<string, unknown>) : {};
+    input.labels = { ...base, ...parseLabels(labels) };
+  }
+  const ttl = optString(args, 'ttl');
+  if (ttl !== undefined) input.ttl = ttl;
+}

@@ -147,7 +147,11 @@ export async function runCli(argv: string[]): Promise<number> {
       globals,
       out,
       signal: ac.signal,
-      paths: () => (pathsPromise ??= import('../config/paths.js').then((p) => p.ensureHome({ home: globals.home }))),
+      // Expired instances (ttl) and those of dead test processes go first, whatever the command (instance/reaper.ts).
+      paths: () =>
+        (pathsPromise ??= import('../config/paths.js')
+          .then((p) => p.ensureHome({ home: globals.home }))
+          .then(async (paths) => (await (await import('../instance/reaper.js')).sweepExpired(paths), paths))),
     };
     if (!def.run) throw new UsageError(`'kumo ${path}' needs a subcommand`, { hint: `see 'kumo help ${path}'` });
     (await import('../builtins.js')).registerBuiltins();

@@ -12,6 +12,7 @@
  */
 import { INSTANCE_NAME_MAX, INSTANCE_NAME_RE, USER_NAME_RE } from '../core/names.js';
 import { CORE_FIELDS, DEFAULTS, LIMITS, SCHEMA_KEY } from './spec.js';
+import { LABEL_KEY_RE, LABEL_LIMITS, LABEL_RULE, LABEL_VALUE_RE, TTL_MAX_SEC } from './labels.js';
 import type { DriverOptionTable } from './driver-options.js';
 
 /** A JSON Schema (draft-07) document or subschema. */
@@ -120,6 +121,21 @@ const CORE_FIELD_SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     type: 'string',
     pattern: '^[a-z][a-z0-9-]*$',
     default: DEFAULTS.driver,
+  },
+  labels: {
+    description: `Labels to find the instance by (kumo list --label, kumo delete --label): ${LABEL_RULE}; at most ${LABEL_LIMITS.count}.`,
+    type: 'object',
+    maxProperties: LABEL_LIMITS.count,
+    propertyNames: { type: 'string', maxLength: LABEL_LIMITS.keyMax, pattern: LABEL_KEY_RE.source },
+    additionalProperties: { type: 'string', maxLength: LABEL_LIMITS.valueMax, pattern: LABEL_VALUE_RE.source },
+    examples: [{ team: 'ci', 'suite/run': '42' }],
+  },
+  ttl: {
+    description: 'Time to live, from creation: then the instance is powered off and deleted. Seconds (3600) or text ("90s", "10m", "1h30m", "2d"); at most 365 days.',
+    oneOf: [
+      { type: 'number', exclusiveMinimum: 0, maximum: TTL_MAX_SEC },
+      { type: 'string', pattern: '^\\s*(\\d+(\\.\\d+)?|(\\d+(\\.\\d+)?d)?(\\d+(\\.\\d+)?h)?(\\d+(\\.\\d+)?m)?(\\d+(\\.\\d+)?s)?)\\s*$' },
+    ],
   },
   timeout: {
     description: `How long to wait for readiness: seconds (600), or text ("90s", "10m", "1h"); at most ${LIMITS.timeoutMaxSec / 3600} h. Default ${DEFAULTS.timeoutSec} s.`,

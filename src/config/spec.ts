@@ -33,6 +33,7 @@ import { parseDurationSec, parseSize } from '../core/units.js';
 import { isUserDataContent, USER_DATA_HINT, userDataProblem } from '../core/user-data-format.js';
 import type { PortForward } from './port-forward.js';
 import { driverOptionTable, type DriverOptionTable } from './driver-options.js';
+import { labelsIssues, LABEL_RULE, parseDuration, ttlProblem, TTL_HINT, type Labels } from './labels.js';
 
 export const DEFAULTS = {
   image: 'debian-12',
@@ -116,6 +117,10 @@ export interface InstanceSpecInput {
   pool?: string;
   /** libvirt: user | network:NAME | bridge:NAME. */
   network?: string;
+  /** Labels kept with the instance (`kumo list --label`, `kumo delete --label`): KEY: VALUE strings. */
+  labels?: Readonly<Record<string, string>>;
+  /** Time to live from its creation: seconds, or "90s", "10m", "1h30m"; then it is powered off and deleted. */
+  ttl?: number | string;
 }
 
 /** The libvirt driver's options as the spec carries them (fields connect, pool, network; docs/libvirt.md). */
@@ -160,6 +165,10 @@ export interface InstanceSpec {
   firmware: 'bios' | 'uefi';
   /** Driver-specific settings (only the fields of `driver`), stored in instance.json for the driver. */
   driverOptions?: DriverOptions;
+  /** Labels (validated keys and values). */
+  labels?: Labels;
+  /** Time to live in seconds, from creation. */
+  ttlSec?: number;
 }
 
 /** The driver whose option field this is (for messages): field -> driver. */
@@ -168,7 +177,7 @@ function fieldDriver(field: string, fields: DriverOptionTable): string | undefin
   return undefined;
 }
 
-export const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware'];
+export const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware', 'labels', 'ttl'];
 
 /** The key by which a spec file names its JSON Schema (for editors); validation ignores its value. */
 export const SCHEMA_KEY = '$schema';
@@ -426,6 +435,19 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
   const firmware = input.firmware === undefined ? 'bios' : input.firmware;
   if (firmware !== 'bios' && firmware !== 'uefi') issues.push({ path: 'firmware', message: 'must be bios or uefi', hint: 'bios unless the image only boots with UEFI' });
 
+  let labels: Labels | undefined;
+  if (input.labels !== undefined) {
+    const bad = labelsIssues(input.labels);
+    if (bad.length) issues.push(...bad.map((b) => ({ ...b, hint: LABEL_RULE })));
+    else if (Object.keys(input.labels as object).length) labels = { ...(input.labels as Labels) };
+  }
+  let ttlSec: number | undefined;
+  if (input.ttl !== undefined) {
+    const why = ttlProblem(input.ttl);
+    if (why) issues.push({ path: 'ttl', message: why, hint: TTL_HINT });
+    else ttlSec = parseDuration(input.ttl)!;
+  }
+
   if (issues.length) throw new ValidationError('invalid instance spec', issues);
   return {
     name,
@@ -444,6 +466,8 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
     seedFormat: seedFormat as InstanceSpec['seedFormat'],
     firmware: firmware as InstanceSpec['firmware'],
     ...(driverOptions ? { driverOptions } : {}),
+    ...(labels ? { labels } : {}),
+    ...(ttlSec !== undefined ? { ttlSec } : {}),
   };
 }
 

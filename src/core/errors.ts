@@ -260,6 +260,8 @@ export const ERROR_CODES = {
   ORPHAN_RUNNING: { kind: 'conflict', meaning: 'a machine without an instance is still running' },
   NOT_READY: { kind: 'timeout', meaning: 'the guest did not become ready in time (NotReadyError)' },
   CLOUD_INIT_FAILED: { kind: 'external', meaning: 'cloud-init reported an error in the guest' },
+  BAD_LABEL: { kind: 'invalid', meaning: 'a label (KEY=VALUE) or label selector breaks the label rules' },
+  INSTANCE_SPEC_DIFFERS: { kind: 'conflict', meaning: 'launch with reuse found the instance with another spec (the differences listed)' },
   SSH_FAILED: { kind: 'external', meaning: 'ssh to the guest failed' },
   SSH_ADDRESS_UNKNOWN: { kind: 'conflict', meaning: "the guest's ssh address is not known yet" },
   SSH_KEY_NOT_FOUND: { kind: 'not-found', meaning: 'the ssh key file does not exist' },

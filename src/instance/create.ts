@@ -3,7 +3,7 @@
  * Also the two calls the instance layer makes into the image store and the disk area.
  */
 import { mkdir, rm } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { KumoPaths } from '../config/paths.js';
 import { validateSpec, type InstanceSpec, type InstanceSpecInput, type DriverOptions } from '../config/spec.js';
 import { loadUserData } from '../seed/userdata.js';
@@ -16,6 +16,7 @@ import { ensureDefaultKey, generateHostKey, userKey, writeKnownHosts } from '../
 import { ensureImage, withStoredImage } from '../image/index.js';
 import { qemuImg } from '../disk/index.js';
 import { writeSeed } from '../seed/index.js';
+import { ensureTtlReaper } from './reaper.js';
 import { IncompleteInstanceError, RECORD_VERSION, instanceFiles, lockInstance, writeRecord, type InstanceRecord, type OpOptions } from './store.js';
 
 export interface BaseImage {
@@ -115,11 +116,12 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
         files.seed,
       ),
     );
+    const createdAt = Date.now(); // the ttl counts from here
     const rec: InstanceRecord = {
       version: RECORD_VERSION,
       name: spec.name,
       driver: driver.name,
-      created: new Date().toISOString(),
+      created: new Date(createdAt).toISOString(),
       instanceId,
       image: { ref: spec.image, path: image.path, format: image.format, ...(image.id ? { id: image.id } : {}), ...(image.virtualSize ? { virtualSize: image.virtualSize } : {}) },
       cpus: spec.cpus,
@@ -134,15 +136,24 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       timeoutSec: spec.timeoutSec,
       ...(spec.userDataPath ? { userDataSource: spec.userDataPath } : spec.userDataText !== undefined ? { userDataSource: '(inline)' } : {}),
       ...(driverOptions && Object.keys(driverOptions).length ? { driverOptions: driverOptions as DriverOptions } : {}),
+      ...(spec.labels ? { labels: spec.labels } : {}),
+      ...(spec.ttlSec !== undefined ? { expiresAt: new Date(createdAt + spec.ttlSec * 1000).toISOString() } : {}),
+      ...(userData !== undefined ? { userDataDigest: userDataDigest(userData) } : {}),
     };
     const full: InstanceRecord = opts.extra ? { ...rec, ...opts.extra(rec) } : rec;
     // The record is written last: it is the "complete" marker.
     await writeRecord(paths, full);
+    if (full.expiresAt) ensureTtlReaper(paths);
     return full;
   } catch (e) {
     await rm(files.dir, { recursive: true, force: true }).catch(() => {});
     throw e;
   }
+}
+
+/** The digest kept in the record of the user-data an instance was made with. */
+export function userDataDigest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 function isSpec(x: InstanceSpecInput | InstanceSpec): x is InstanceSpec {

@@ -82,3 +82,8 @@ export { registerInstanceDiskSource } from './disks.js';
 // Warm templates: make one, the one a launch uses, who uses it, remove one (src/instance/warm.ts; the store is src/template/).
 export { warmTemplate, createFromTemplate, removeTemplate, pruneTemplates, type TemplatePruneResult, templateUsers, sweepWarmLeftovers, templateFor, type WarmOptions, type WarmResult } from './warm.js';
 export { listTemplates, readTemplate, findTemplate, registerTemplateDiskSource, type TemplateRecord, type TemplateKey } from '../template/store.js';
+// Labels and reaping: instances by label, ttl expiry, the watchdog of test processes; launch's reuse.
+export { deleteInstances, type DeleteManyOptions } from './labels.js';
+export { labelSelectors, type ListOptions } from './status.js';
+export { sweepExpired, deleteExpired, expiries, reapingWanted, registerForReaping, unregisterFromReaping, type Expiry } from './reaper.js';
+export { specDifferences, InstanceSpecDiffersError, type SpecDifference } from './reuse.js';

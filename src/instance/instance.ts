@@ -22,10 +22,20 @@ import { Emitter } from '../events/events.js';
 import { consoleTail } from './logs.js';
 import { addPort, mappedPort, removePort } from './ports.js';
 import { conditionsFor, instanceWaitContext, waitConditions, waitForInstance, type WaitForOptions, type WaitResult, type WaitStrategy } from './wait.js';
-import { deleteInstance, restartInstance, startInstance, stopInstance, type StartInstanceResult } from './power.js';
+import { deleteInstance, restartInstance, startInstance, stopInstance, waitInstanceReady, type StartInstanceResult } from './power.js';
 import { resolveSshTarget } from './ssh-target.js';
 import { instanceInfo, instanceStatus, type InstanceInfo, type InstanceStatus } from './status.js';
-import { readRecord, type InstanceRecord, type OpOptions } from './store.js';
+import { InstanceNotFoundError, instanceFiles, readRecord, type InstanceRecord, type OpOptions } from './store.js';
+// Reaping, reuse and snapshots (issue 22: labels, reaping, fast reset)
+import { UsageError } from '../core/errors.js';
+import { sleep } from '../core/time.js';
+import { exists } from '../core/fs.js';
+import { closeMaster } from '../guest/master.js';
+import { loadUserData } from '../seed/userdata.js';
+import { userDataDigest } from './create.js';
+import { reapingWanted, registerForReaping, unregisterFromReaping } from './reaper.js';
+import { InstanceSpecDiffersError, specDifferences } from './reuse.js';
+import { createSnapshot, deleteSnapshot, listSnapshots, restoreSnapshot, type SnapshotInfo } from './snapshot.js';
 
 /** Resolve KUMO_HOME for library calls: explicit paths, a home folder, or the environment. */
 export async function homePaths(o: { home?: string; paths?: KumoPaths }): Promise<KumoPaths> {
@@ -126,9 +136,15 @@ export class Instance implements AsyncDisposable {
     return waitForInstance(this.paths, this.name, strategies, o);
   }
 
-  /** Delete the instance (stopping it first). */
-  delete(o: OpOptions = {}): Promise<void> {
-    return deleteInstance(this.paths, this.name, { ...o, force: true });
+  /** Delete the instance (stopping it first); it is no longer reaped when this process ends. */
+  async delete(o: OpOptions = {}): Promise<void> {
+    try {
+      await deleteInstance(this.paths, this.name, { ...o, force: true });
+    } catch (e) {
+      if (e instanceof NotFoundError) await unregisterFromReaping(this.paths, this.name);
+      throw e;
+    }
+    await unregisterFromReaping(this.paths, this.name);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -136,6 +152,52 @@ export class Instance implements AsyncDisposable {
       await this.delete();
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
+    }
+  }
+
+  // --- fast reset: live snapshots of the running machine (disk + memory), disk-only when stopped
+
+  /** Take a snapshot named `snap` (running: disk and memory, so restore resumes right there). */
+  snapshot(snap: string, o: OpOptions = {}): Promise<{ name: string; snapshot: string; live: boolean }> {
+    return createSnapshot(this.paths, this.name, snap, o);
+  }
+
+  /**
+   * Go back to snapshot `snap`. The guest's TCP state jumps back with it, so the shared ssh
+   * connection is closed (the next exec opens a fresh one); after a live restore this waits
+   * until a command runs in the guest, so the handle is usable at once.
+   */
+  async restore(snap: string, o: OpOptions & { timeoutMs?: number } = {}): Promise<{ name: string; snapshot: string; live: boolean }> {
+    const target = await this.sshTarget().catch(() => undefined);
+    if (target) await closeMaster(target);
+    const r = await restoreSnapshot(this.paths, this.name, snap, o);
+    if (target) await closeMaster(target);
+    if (r.live) await this.waitForExec(o.timeoutMs ?? 60_000, o.signal);
+    return r;
+  }
+
+  /** Remove snapshot `snap`. */
+  deleteSnapshot(snap: string, o: OpOptions = {}): Promise<{ name: string; snapshot: string }> {
+    return deleteSnapshot(this.paths, this.name, snap, o);
+  }
+
+  /** The instance's snapshots. */
+  snapshots(o: OpOptions = {}): Promise<SnapshotInfo[]> {
+    return listSnapshots(this.paths, this.name, o);
+  }
+
+  /** Until `true` runs in the guest over ssh (a fresh connection), or the last failure after `timeoutMs`. */
+  private async waitForExec(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const r = await this.exec(['true'], { timeoutMs: Math.max(1000, Math.min(15_000, deadline - Date.now())), ...(signal ? { signal } : {}) });
+        if (r.code === 0) return;
+        if (Date.now() > deadline) throw new KumoError('NOT_READY', 'timeout', `instance '${this.name}' does not run commands after the restore (exit ${r.code}: ${r.stderr.trim().split('\n').pop() ?? ''})`, { hint: `see 'kumo logs ${this.name}'` });
+      } catch (e) {
+        if (Date.now() > deadline || signal?.aborted) throw e;
+      }
+      await sleep(300, signal);
     }
   }
 }
@@ -158,6 +220,18 @@ export interface LaunchOptions extends Omit<InstanceSpecInput, 'name'>, OpOption
   waitForTimeoutMs?: number;
   /** Boot even when a warm template matches (default false: a matching template is restored, about a second). */
   cold?: boolean;
+  /**
+   * Delete the instance once this process is gone, by any means (kill -9 included): a watchdog
+   * process notices (default true for `launch()`; false, or KUMO_NO_REAP=1, keeps it; `reuse`
+   * turns it off unless given).
+   */
+  reap?: boolean;
+  /**
+   * With `name`: when an instance of that name exists with the same spec, return it (started
+   * and ready; no new boot when it runs); a different spec is an InstanceSpecDiffersError
+   * saying what differs; no such instance: create it as usual.
+   */
+  reuse?: boolean;
 }
 
 /** Lines of the serial console a failed launch puts in its error. */
@@ -172,7 +246,7 @@ const CONSOLE_TAIL_LINES = 20;
  * them already), and a hint line saying what became of the instance.
  */
 export async function launchInstance(paths: KumoPaths, o: LaunchOptions): Promise<StartInstanceResult> {
-  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, waitFor, waitForTimeoutMs, cold, ...spec } = o;
+  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, waitFor, waitForTimeoutMs, cold, reap: _r, reuse: _u, ...spec } = o;
   const conditions = waitFor !== undefined ? conditionsFor(waitFor) : undefined; // bad conditions fail before anything is made
   const name = o.name ?? newInstanceName();
   const ev = { ...(onEvent ? { onEvent } : {}), ...(signal ? { signal } : {}) };
@@ -227,11 +301,65 @@ function withConsoleTail(e: unknown, name: string, tail: string[], fate: 'remove
   return e;
 }
 
-/** Create and start an instance, wait until it is ready, and return its handle (see launchInstance for the failure policy). */
+/**
+ * Create and start an instance, wait until it is ready, and return its handle (see
+ * launchInstance for the failure policy). With `reuse`, an existing instance of that name and
+ * spec is returned instead; with reaping (the default), the instance is registered to this
+ * process before it is made, and is deleted by the watchdog when the process dies.
+ */
 export async function launch(o: LaunchOptions): Promise<Instance> {
   const paths = await homePaths(o);
+  if (o.reuse) {
+    if (!o.name) throw new UsageError('reuse needs the name of the instance to reuse', { hint: "give { reuse: true, name: 'NAME' } (kumo launch --reuse NAME)" });
+    const existing = await reuseInstance(paths, o);
+    if (existing) return existing;
+  }
   const name = o.name ?? newInstanceName();
-  const started = await launchInstance(paths, { ...o, name });
+  // Registered before it is made (a kill during the boot is reaped too); never a name that is taken already.
+  const reap = reapingWanted(o.reap ?? (o.reuse ? false : undefined)) && !(await exists(instanceFiles(paths, name).dir));
+  if (reap) await registerForReaping(paths, name);
+  let started: StartInstanceResult;
+  try {
+    started = await launchInstance(paths, { ...o, name });
+  } catch (e) {
+    // removed already, or kept on purpose for inspection: not reaped either way
+    if (reap) await unregisterFromReaping(paths, name).catch(() => {});
+    if (o.reuse && e instanceof KumoError && e.code === 'INSTANCE_EXISTS') {
+      const existing = await reuseInstance(paths, o); // another process made it just now
+      if (existing) return existing;
+    }
+    throw e;
+  }
+  return new Instance(paths, name, started);
+}
+
+/** The reuse of `launch`: the existing instance with this name and spec, started and ready; undefined when there is none. */
+async function reuseInstance(paths: KumoPaths, o: LaunchOptions): Promise<Instance | undefined> {
+  const name = o.name!;
+  let rec: InstanceRecord;
+  try {
+    rec = await readRecord(paths, name);
+  } catch (e) {
+    if (e instanceof InstanceNotFoundError) return undefined;
+    throw e;
+  }
+  const { home: _h, paths: _p, wait, keepOnFailure: _k, onEvent, signal, cwd, reap: _r, reuse: _u, ...input } = o;
+  const spec = validateSpec({ ...input, name }, { ...(cwd ? { cwd } : {}), drivers: driverNames() });
+  const text = await loadUserData(spec);
+  const diffs = specDifferences(rec, spec, text === undefined ? undefined : userDataDigest(text));
+  if (diffs.length) throw new InstanceSpecDiffersError(name, diffs);
+  const ev = { ...(onEvent ? { onEvent } : {}), ...(signal ? { signal } : {}) };
+  const st = await instanceStatus(paths, name);
+  let started: StartInstanceResult;
+  if (st.state === 'running') {
+    const ready = wait === false ? undefined : await waitInstanceReady(paths, rec, ev);
+    started = { record: rec, accel: rec.lastStart?.accel ?? rec.accel, ...(st.ssh ? { ssh: st.ssh } : {}), ...(ready ? { ready } : {}) };
+  } else if (st.state === 'stopped' || st.state === 'crashed') {
+    started = await startInstance(paths, name, { ...ev, wait: wait ?? true });
+  } else {
+    throw new KumoError('INSTANCE_BUSY', 'conflict', `instance '${name}' is ${st.state}${st.detail ? ` (${st.detail})` : ''}: it cannot be reused now`, { hint: `resume or stop it (kumo stop ${name}), or delete it: kumo delete --force ${name}` });
+  }
+  if (o.reap === true && reapingWanted(true)) await registerForReaping(paths, name);
   return new Instance(paths, name, started);
 }
 

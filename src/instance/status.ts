@@ -8,6 +8,7 @@ import type { KumoPaths } from '../config/paths.js';
 import { ConflictError } from '../core/errors.js';
 import { exists } from '../core/fs.js';
 import { lockHolder } from '../core/lock.js';
+import { matchesLabels, parseLabelSelector, type LabelSelector } from '../config/labels.js';
 import { getDriver, type Driver, type RuntimeStatus, type SshEndpoint } from '../driver/index.js';
 import type { SshTarget } from '../guest/ssh.js';
 import { endpointFor, resolveSshTarget, sshTargetFor } from './ssh-target.js';
@@ -67,9 +68,21 @@ export async function instanceStatus(paths: KumoPaths, name: string): Promise<In
   };
 }
 
-export async function listInstances(paths: KumoPaths): Promise<InstanceStatus[]> {
+export interface ListOptions {
+  /** Only instances with these labels: "KEY=VALUE" (that value) or "KEY" (any value); all must match. */
+  label?: string | readonly string[];
+}
+
+export async function listInstances(paths: KumoPaths, o: ListOptions = {}): Promise<InstanceStatus[]> {
+  const selectors = labelSelectors(o.label);
   const names = await listNames(paths);
-  return Promise.all(names.map((n) => instanceStatus(paths, n).catch((e: Error) => ({ name: n, state: 'corrupt' as const, detail: e.message }))));
+  const all = await Promise.all(names.map((n) => instanceStatus(paths, n).catch((e: Error) => ({ name: n, state: 'corrupt' as const, detail: e.message }) as InstanceStatus)));
+  return selectors.length ? all.filter((s) => matchesLabels(s.record?.labels, selectors)) : all;
+}
+
+/** The selectors of a `label` option (each checked: a BAD_LABEL error names a bad one). */
+export function labelSelectors(label: string | readonly string[] | undefined): LabelSelector[] {
+  return (label === undefined ? [] : typeof label === 'string' ? [label] : label).map(parseLabelSelector);
 }
 
 export interface InstanceInfo extends InstanceStatus {

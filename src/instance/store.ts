@@ -81,6 +81,12 @@ export interface InstanceRecord {
   };
   /** How the current run was started when it differs from a boot (a restored clone's RAM file, a pinned machine type). */
   run?: { memoryFile?: string; machine?: string; memoryShared?: boolean };
+  /** Labels given at creation (`kumo list --label`, `kumo delete --label`). */
+  labels?: Record<string, string>;
+  /** When its time to live is up (ISO time): then it is powered off and deleted (instance/reaper.ts). */
+  expiresAt?: string;
+  /** sha256 of the user-data it was made with (launch's reuse compares it). */
+  userDataDigest?: string;
 }
 
 export type { InstanceFiles };

@@ -2,9 +2,10 @@
  * `kumo launch [IMAGE]`: the library's launch() (create, start, wait until ready); a failed
  * launch leaves nothing behind unless --keep-on-failure is given.
  */
-import { optBool, type CommandDef } from '../command.js';
+import { optBool, optString, type CommandDef } from '../command.js';
+import { UsageError } from '../../core/errors.js';
 import { sshWhere } from '../output.js';
-import { IMAGE_ARG, INSTANCE_OPTIONS, loadSpecInput, timeoutOption, waitOption } from '../flags.js';
+import { IMAGE_ARG, INSTANCE_OPTIONS, applyLifetimeFlags, LIFETIME_OPTIONS, loadSpecInput, timeoutOption, waitOption } from '../flags.js';
 
 const launch: CommandDef = {
   name: 'launch',
@@ -16,8 +17,10 @@ const launch: CommandDef = {
   args: [IMAGE_ARG],
   options: {
     ...INSTANCE_OPTIONS,
+    ...LIFETIME_OPTIONS,
     wait: waitOption('wait until ready (default; --no-wait returns once the VM is started)'),
     timeout: timeoutOption('seconds to wait for readiness (default 600)'),
+    reuse: { type: 'string', description: 'reuse instance NAME when it exists with the same spec (started if stopped, no new boot when running); a different spec is an error; made as usual when absent', placeholder: 'NAME' },
     'keep-on-failure': { type: 'boolean', description: 'keep the instance when a step fails, for inspection (default: it is deleted)' },
     cold: { type: 'boolean', description: 'boot, even when a warm template of the image and shape exists (default: restore it, about a second)' },
   },
@@ -25,6 +28,8 @@ const launch: CommandDef = {
     'kumo launch debian-12 --name web --port 8080:80 --user-data init.yaml',
     'kumo launch ./my.qcow2 --cpus 4 --memory 4G --no-wait',
     'kumo launch --spec web.yaml',
+    'kumo launch debian-12 --name ci-1 --label team=ci --ttl 1h30m',
+    'kumo launch --reuse dev debian-12 --memory 2G',
     'kumo launch deb12 --driver libvirt --connect qemu:///system',
     'kumo launch debian-12 --driver libvirt --connect qemu+ssh://me@host/system --pool default',
   ],
@@ -32,6 +37,12 @@ const launch: CommandDef = {
     const { launch: launchInstance, newInstanceName } = await import('../../instance/index.js');
     const paths = await ctx.paths();
     const input = await loadSpecInput(args);
+    await applyLifetimeFlags(args, input);
+    const reuse = optString(args, 'reuse');
+    if (reuse !== undefined) {
+      if (input.name !== undefined && input.name !== reuse) throw new UsageError(`--reuse ${reuse} and --name ${String(input.name)} name two instances`, { hint: 'give the name once: kumo launch --reuse NAME ...' });
+      input.name = reuse;
+    }
     if (input.name === undefined) input.name = newInstanceName();
     const name = String(input.name);
     const wait = args.options.wait !== false;
@@ -45,6 +56,9 @@ const launch: CommandDef = {
         wait,
         keepOnFailure: optBool(args, 'keep-on-failure'),
         cold: optBool(args, 'cold'),
+        // the CLI's VMs are meant to outlive it: never reaped with this process
+        reap: false,
+        ...(reuse !== undefined ? { reuse: true } : {}),
         onEvent: ctx.out.events(),
         signal: ctx.signal,
       });

@@ -3,18 +3,25 @@
  * field), and the de-sync the backends report: instances whose machine is gone (a libvirt domain
  * removed behind kumo's back) and machines whose instance folder is gone (orphans; `kumo repair`).
  */
-import type { CommandDef } from '../command.js';
+import { optList, type CommandDef } from '../command.js';
 
 const list: CommandDef = {
   name: 'list',
   summary: 'list VMs and what state they are really in (and libvirt domains out of step with them)',
   description:
     "STATUS comes from the host each time. An instance whose machine is gone (its libvirt domain undefined behind kumo's back) is marked 'de-sync', with what sets it straight; a machine of this kumo home whose instance folder is gone is listed with status 'orphan' (remove it with 'kumo repair NAME').",
-  examples: ['kumo list', 'kumo list --json'],
-  async run(ctx) {
+  options: {
+    label: { type: 'string', short: 'l', multiple: true, description: 'only instances with this label (KEY=VALUE), or with this key (KEY); several must all match', placeholder: 'KEY[=VALUE]' },
+  },
+  examples: ['kumo list', 'kumo list --json', 'kumo list --label team=ci --label owner'],
+  async run(ctx, args) {
     const lib = await import('../../instance/index.js');
+    const { formatRemaining } = await import('../../config/labels.js');
     const paths = await ctx.paths();
-    const [all, orphans] = await Promise.all([lib.listInstances(paths), lib.findOrphans(paths)]);
+    const label = optList(args, 'label');
+    const now = Date.now();
+    // with a label selector, orphans (no record, no labels) never match
+    const [all, orphans] = await Promise.all([lib.listInstances(paths, { label }), label.length ? [] : lib.findOrphans(paths)]);
     const rows = all.map((s) => ({
       name: s.name,
       status: s.state as string,
@@ -29,6 +36,9 @@ const list: CommandDef = {
       cpus: s.record?.cpus,
       memoryMiB: s.record?.memoryMiB,
       pid: s.pid,
+      labels: s.record?.labels ?? {},
+      expiresAt: s.record?.expiresAt,
+      ttlRemainingSec: s.record?.expiresAt ? Math.max(0, Math.round((Date.parse(s.record.expiresAt) - now) / 1000)) : undefined,
     }));
     for (const o of orphans) {
       rows.push({
@@ -45,10 +55,13 @@ const list: CommandDef = {
         cpus: undefined,
         memoryMiB: undefined,
         pid: undefined,
+        labels: {},
+        expiresAt: undefined,
+        ttlRemainingSec: undefined,
       });
     }
     if (ctx.out.json) return ctx.out.jsonDoc(rows);
-    if (!rows.length) return ctx.out.note("no instances (create one with 'kumo launch')");
+    if (!rows.length) return ctx.out.note(label.length ? `no instances with label ${label.join(' and ')}` : "no instances (create one with 'kumo launch')");
     ctx.out.table(rows, [
       { header: 'NAME', get: (r) => r.name },
       { header: 'STATUS', get: (r) => (r.desync && r.status !== 'orphan' ? `${r.status} (de-sync)` : r.status) },
@@ -58,6 +71,10 @@ const list: CommandDef = {
       { header: 'PORTS', get: (r) => r.ports.join(',') || undefined },
       { header: 'CPUS', get: (r) => r.cpus, align: 'right' },
       { header: 'MEMORY', get: (r) => (r.memoryMiB !== undefined ? `${r.memoryMiB}M` : undefined), align: 'right' },
+      ...(rows.some((r) => r.expiresAt) ? [{ header: 'TTL', get: (r: (typeof rows)[number]) => (r.expiresAt ? formatRemaining(Date.parse(r.expiresAt) - now) : undefined) }] : []),
+      ...(rows.some((r) => Object.keys(r.labels).length)
+        ? [{ header: 'LABELS', get: (r: (typeof rows)[number]) => Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',') || undefined }]
+        : []),
     ]);
     for (const r of rows) {
       if (r.desync) ctx.out.note(`${r.name}: ${r.detail ? `${r.detail}; ` : ''}${r.desync}`);
