@@ -138,7 +138,12 @@ export async function warmTemplate(paths: KumoPaths, input: Omit<InstanceSpecInp
   const spec = validateSpec({ ...input, name: 'warm' }, { ...(opts.cwd ? { cwd: opts.cwd } : {}), drivers: driverNames() });
   const driver = await getDriver(spec.driver);
   const why = templateIneligible(spec, driver);
-  if (why) throw new KumoError('TEMPLATE_UNSUPPORTED', 'usage', `cannot make a warm template: ${why}`, { hint: 'templates are made from the image as it is; run your user-data on the clones (kumo exec)' });
+  if (why)
+    throw new KumoError('TEMPLATE_UNSUPPORTED', 'usage', `cannot make a warm template: ${why}`, {
+      hint: hasCapability(driver, 'templates')
+        ? 'templates are made from the image as it is; run your user-data on the clones (kumo exec)'
+        : `use --driver qemu; the ${driver.name} driver suspends and resumes (kumo suspend) but has no templates`,
+    });
   await sweepWarmLeftovers(paths);
   const image = await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, opts));
   const key = await templateKeyFor(paths, spec, image, driver);

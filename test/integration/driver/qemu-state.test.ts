@@ -15,9 +15,9 @@ import { run } from '../../../src/core/exec.js';
 import { hashFile } from '../../../src/core/fs.js';
 import { pathsFor } from '../../../src/config/paths.js';
 import { QemuDriver } from '../../../src/driver/qemu/driver.js';
-import { isOurQemu, readPidFile } from '../../../src/driver/qemu/process.js';
+import { isOurQemu, readPidFile, recordPidFile } from '../../../src/driver/qemu/process.js';
 import { withQmp } from '../../../src/driver/qemu/qmp.js';
-import { qemuFiles } from '../../../src/driver/qemu/argv.js';
+import { buildQemuArgv, qemuFiles } from '../../../src/driver/qemu/argv.js';
 import { isKumoError } from '../../../src/core/errors.js';
 import type { InstanceRuntime } from '../../../src/driver/driver.js';
 
@@ -140,5 +140,23 @@ test('save into a folder that cannot take it: typed error, the machine keeps run
   await assert.rejects(drv.saveState(rt, join(root, 'no-such-dir', 'state')), (e: unknown) => isKumoError(e) && e.code === 'STATE_SAVE_FAILED');
   assert.equal((await drv.status(rt)).state, 'running', 'left running');
   assert.equal(await isOurQemu(pid!, rt.dir), true);
+  await drv.stop(rt, { force: true });
+});
+
+test('a QEMU left waiting for a restore (its kumo killed mid-start) is stopped by the next start, which boots', async () => {
+  const rt = await runtime('killed');
+  // what a killed start leaves: QEMU daemonized with -incoming defer, never given its state
+  const argv = buildQemuArgv({ ...rt, sshPort: 0, restore: { stateFile: join(root, 'never.state'), ignoreShared: false } }, { accel: 'tcg' });
+  await run('qemu-system-x86_64', argv);
+  await recordPidFile(rt.dir);
+  const stale = await readPidFile(rt.dir);
+  const st = await drv.status(rt);
+  assert.equal(st.state, 'unknown');
+  assert.match(st.detail ?? '', /'inmigrate'/);
+  const warnings: string[] = [];
+  await drv.start(rt, { onEvent: (e) => e.type === 'log' && e.level === 'warn' && warnings.push(e.message) });
+  assert.ok(warnings.some((w) => /a restore that never finished/.test(w)), warnings.join('\n'));
+  assert.equal(await isOurQemu(stale!, rt.dir), false, 'the waiting QEMU is gone');
+  assert.equal((await drv.status(rt)).state, 'running', 'a new QEMU boots');
   await drv.stop(rt, { force: true });
 });

@@ -199,3 +199,14 @@ test('a killed warm leaves a folder and a QEMU: the next sweep stops that QEMU a
   assert.equal(existsSync(mine), true);
   await rm(mine, { recursive: true });
 });
+
+test('warm on a driver without templates: a typed error that says which driver has them', { timeout: 60_000 }, async () => {
+  const { warmTemplate } = await import('../../../src/instance/index.js');
+  await assert.rejects(warmTemplate(paths, { ...shape, driver: 'libvirt' }), (e: { code?: string; message: string; hint?: string }) => {
+    assert.equal(e.code, 'TEMPLATE_UNSUPPORTED');
+    assert.match(e.message, /the libvirt driver has no warm templates/);
+    assert.match(e.hint ?? '', /--driver qemu/);
+    return true;
+  });
+  assert.deepEqual(await listTemplates(paths), [], 'nothing made');
+});

@@ -61,6 +61,7 @@ export const templateCommands: CommandDef[] = [
       'seed-format': { type: 'string', description: 'nocloud (default) or configdrive', choices: ['nocloud', 'configdrive'], placeholder: 'FORMAT' },
       user: { type: 'string', description: 'login user (default kumo)', placeholder: 'USER' },
       accel: { type: 'string', description: 'accelerator (default auto)', choices: ['auto', 'kvm', 'tcg'] },
+      driver: { type: 'string', description: 'backend (default qemu; only the QEMU driver has warm templates)', placeholder: 'NAME' },
       timeout: { type: 'string', description: 'seconds to wait for the boot to be ready (default 600)', placeholder: 'SEC' },
       refresh: { type: 'boolean', description: 'remake the template even if a current one exists' },
     },
@@ -79,6 +80,7 @@ export const templateCommands: CommandDef[] = [
         ['user', 'user'],
         ['accel', 'accel'],
         ['timeout', 'timeout'],
+        ['driver', 'driver'],
       ] as const) {
         const v = optString(args, flag);
         if (v !== undefined) input[field] = v;
