@@ -75,8 +75,10 @@ export interface InstanceRuntime {
 
 /** A saved machine state to start from. */
 export interface RestoreSpec {
-  /** The state file (a QEMU migration stream). */
+  /** The state file (a QEMU migration stream); unused with `snapshot`. */
   stateFile: string;
+  /** Resume from this internal snapshot of the disk, which holds the memory too (QEMU -loadvm). */
+  snapshot?: string;
   /** The state was saved with RAM left in a shared memory file (x-ignore-shared): memoryFile must be set. */
   ignoreShared: boolean;
 }

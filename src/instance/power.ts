@@ -84,7 +84,7 @@ export async function startInstance(paths: KumoPaths, name: string, opts: StartI
 }
 
 export interface RestoredStart {
-  kind: 'template' | 'suspend';
+  kind: 'template' | 'suspend' | 'snapshot';
   /** ms: QEMU's start, the state's restore, the identity steps (clones), sshd answering. */
   startMs: number;
   restoreMs: number;
@@ -118,6 +118,7 @@ async function startOrRestore(paths: KumoPaths, rec0: InstanceRecord, driver: Dr
   const cold = async (why: string): Promise<{ rec: InstanceRecord; res: StartResult }> => {
     em.warn(`${rec.name}: ${why}; booting it instead`);
     const stateFile = rec.restore?.kind === 'suspend' ? rec.restore.stateFile : undefined;
+    // (a snapshot's disk was reverted already: the boot starts from the snapshot's disk)
     const { restore: _r, run: _run, ...rest } = rec;
     rec = rest;
     await writeRecord(paths, rec);
@@ -139,7 +140,8 @@ async function startOrRestore(paths: KumoPaths, rec0: InstanceRecord, driver: Dr
   }
   let res: StartResult;
   try {
-    res = await em.step('restore', r.kind === 'template' ? `restoring ${rec.name} from its template` : `resuming ${rec.name}`, () => driver.start(runtimeFor(paths, rec), opts));
+    const what = r.kind === 'template' ? `restoring ${rec.name} from its template` : r.kind === 'snapshot' ? `resuming ${rec.name} from snapshot '${r.snapshot}'` : `resuming ${rec.name}`;
+    res = await em.step('restore', what, () => driver.start(runtimeFor(paths, rec), opts));
   } catch (e) {
     if (isKumoError(e) && (e.code === 'STATE_RESTORE_FAILED')) return cold(e.message);
     throw e;
@@ -155,7 +157,7 @@ async function startOrRestore(paths: KumoPaths, rec0: InstanceRecord, driver: Dr
       return cold(`${(e as Error).message}`);
     }
     restored.identityMs = Date.now() - t0;
-  } else {
+  } else if (r.kind === 'suspend') {
     await rm(r.stateFile, { force: true });
   }
   const { restore: _r, ...rest } = rec;

@@ -71,8 +71,11 @@ export interface InstanceRecord {
    * machine booted instead.
    */
   restore?: {
-    kind: 'template' | 'suspend';
+    kind: 'template' | 'suspend' | 'snapshot';
+    /** The state file ('' for a snapshot: the disk holds the state). */
     stateFile: string;
+    /** kind snapshot: the internal snapshot (with memory) the next start resumes. */
+    snapshot?: string;
     ignoreShared: boolean;
     machine: string;
     /** Guest RAM mapped from this file (private): a clone's template RAM. */
@@ -230,6 +233,6 @@ function runConfig(rec: InstanceRecord): Pick<InstanceRuntime, 'memoryFile' | 'm
   return {
     ...(memoryFile ? { memoryFile: { path: memoryFile, share: !r && !!rec.run?.memoryShared } } : {}),
     ...(machine ? { machine } : {}),
-    ...(r ? { restore: { stateFile: r.stateFile, ignoreShared: r.ignoreShared } } : {}),
+    ...(r ? { restore: { stateFile: r.stateFile, ignoreShared: r.ignoreShared, ...(r.snapshot ? { snapshot: r.snapshot } : {}) } } : {}),
   };
 }

@@ -88,7 +88,8 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
   a.push('-qmp', `unix:${qemuOptValue(files.qmpSocket)},server=on,wait=off`);
   a.push('-display', 'none');
   a.push('-pidfile', files.pidFile);
-  if (rt.restore) a.push('-incoming', 'defer');
+  if (rt.restore?.snapshot) a.push('-loadvm', rt.restore.snapshot);
+  else if (rt.restore) a.push('-incoming', 'defer');
   if (!o.foreground) a.push('-daemonize');
   return a;
 }

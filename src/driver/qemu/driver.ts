@@ -20,7 +20,7 @@ import { buildQemuArgv, qemuFiles, QEMU_NETDEV } from './argv.js';
 import { isOurQemu, processLive, readPidFile, recordPidFile, removePidRecord } from './process.js';
 import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
 import * as snapshots from './snapshots.js';
-import { checkStateFile, restoreState, saveState, templateHost } from './state.js';
+import { checkStateFile, restoreState, saveState, StateRestoreError, templateHost } from './state.js';
 import { capSerialLog, rotateSerialLog } from './serial-log.js';
 import { sleep } from '../../core/time.js';
 
@@ -129,7 +129,7 @@ export class QemuDriver implements Driver {
     if (!sshPort || !(await portFree(sshPort))) sshPort = await freePort('127.0.0.1', avoid);
     avoid.add(sshPort);
     const ovmf = rt.firmware === 'uefi' ? await instanceFirmware(rt.dir) : undefined;
-    if (rt.restore) await checkStateFile(rt.name, rt.restore.stateFile);
+    if (rt.restore && !rt.restore.snapshot) await checkStateFile(rt.name, rt.restore.stateFile);
     const t0 = Date.now();
     for (let attempt = 0; ; attempt++) {
       const argv = buildQemuArgv({ ...rt, sshPort, ports }, { accel: accel.accel, ...(ovmf ? { ovmf } : {}) });
@@ -155,12 +155,14 @@ export class QemuDriver implements Driver {
         }
         if (p) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
       }
+      if (rt.restore?.snapshot) throw new StateRestoreError(rt.name, `QEMU could not load snapshot '${rt.restore.snapshot}': ${err.trim().split('\n').pop() ?? ''}`);
       throw new CommandFailedError(r.argv, r.code, r.signal, err, { hint: `QEMU could not start instance '${rt.name}'; run with --debug to see its command line` });
     }
     await recordPidFile(rt.dir);
     const pid = await readPidFile(rt.dir);
     let restored: StartResult['restored'];
-    if (rt.restore) {
+    if (rt.restore?.snapshot) restored = { startMs: Date.now() - t0, restoreMs: 0 };
+    else if (rt.restore) {
       const startMs = Date.now() - t0;
       try {
         restored = { startMs, restoreMs: await restoreState(rt, rt.restore, opts.signal) };

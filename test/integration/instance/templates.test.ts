@@ -210,3 +210,30 @@ test('warm on a driver without templates: a typed error that says which driver h
   });
   assert.deepEqual(await listTemplates(paths), [], 'nothing made');
 });
+
+test('a snapshot with memory, restored on a stopped instance, is resumed by the next start (-loadvm), not booted', { timeout: 120_000 }, async () => {
+  const { createSnapshot, restoreSnapshot, stopInstance } = await import('../../../src/instance/index.js');
+  await createInstance(paths, { ...shape, name: 'snap1' });
+  await startInstance(paths, 'snap1', { wait: false });
+  const made = await createSnapshot(paths, 'snap1', 'live1');
+  assert.equal(made.live, true);
+  await stopInstance(paths, 'snap1', { force: true });
+  const r = await restoreSnapshot(paths, 'snap1', 'live1');
+  assert.equal(r.resumesAtStart, true);
+  assert.equal((await readRecord(paths, 'snap1')).restore?.snapshot, 'live1');
+  const s = await startInstance(paths, 'snap1', { wait: false });
+  assert.equal(s.restored?.kind, 'snapshot');
+  const st = await instanceStatus(paths, 'snap1');
+  assert.equal(st.state, 'running');
+  const cmdline = (await readFile(`/proc/${st.pid}/cmdline`, 'utf8')).split('\0');
+  assert.equal(cmdline[cmdline.indexOf('-loadvm') + 1], 'live1', 'QEMU was started on the snapshot');
+  assert.equal((await readRecord(paths, 'snap1')).restore, undefined, 'resumed once');
+  // a disk-only snapshot (taken stopped) restores the disk; the next start boots
+  await stopInstance(paths, 'snap1', { force: true });
+  const { createSnapshot: cs } = await import('../../../src/instance/index.js');
+  await cs(paths, 'snap1', 'disk1');
+  const d = await restoreSnapshot(paths, 'snap1', 'disk1');
+  assert.equal(d.resumesAtStart, false);
+  assert.equal((await startInstance(paths, 'snap1', { wait: false })).restored, undefined);
+  await deleteInstance(paths, 'snap1', { force: true });
+});
