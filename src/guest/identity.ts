@@ -36,32 +36,38 @@ export function newMachineId(): string {
 
 /**
  * The script (POSIX sh). Arguments: epoch seconds.nanoseconds, hostname, machine-id, key type,
- * base64 private key, base64 public key, base64 random bytes. It prints `identity-ok HOSTNAME`
- * on success.
+ * the private key text, the public key line, random text (mixed into the kernel's pool). It prints
+ * `identity-ok HOSTNAME` on success. Under emulation every process costs ~0.1 s, so it starts
+ * only three (date, sed, rm): the rest are shell builtins writing files (the hostname through
+ * /proc/sys/kernel/hostname, which is sethostname).
  */
 export const IDENTITY_SCRIPT = String.raw`set -eu
 now=$1 hn=$2 mid=$3 kt=$4 key=$5 pub=$6 rnd=$7
 date -u -s "@$now" >/dev/null
-old=$(hostname)
-printf '%s\n' "$hn" > /etc/hostname
-hostname "$hn"
+read -r old < /proc/sys/kernel/hostname || old=
+printf '%s
+' "$hn" > /etc/hostname
+printf '%s' "$hn" > /proc/sys/kernel/hostname
 if [ -f /etc/hosts ] && [ -n "$old" ] && [ "$old" != "$hn" ]; then
-  sed -i "s/\([[:space:]]\)$old\([[:space:].]\|$\)/\1$hn\2/g" /etc/hosts
+  # twice: a match takes the blank after the name, so "NAME NAME" needs a second pass
+  sed -i -e "s/\([[:space:]]\)$old\([[:space:].]\|$\)/\1$hn\2/g" -e "s/\([[:space:]]\)$old\([[:space:].]\|$\)/\1$hn\2/g" /etc/hosts
 fi
-printf '%s\n' "$mid" > /etc/machine-id
-[ -L /var/lib/dbus/machine-id ] || { [ -d /var/lib/dbus ] && printf '%s\n' "$mid" > /var/lib/dbus/machine-id; } || true
-rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
+printf '%s
+' "$mid" > /etc/machine-id
+[ -L /var/lib/dbus/machine-id ] || { [ -d /var/lib/dbus ] && printf '%s
+' "$mid" > /var/lib/dbus/machine-id; } || true
+rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub /run/systemd/netif/leases/* /var/lib/dhcp/*.leases
 umask 077
-printf '%s' "$key" | base64 -d > "/etc/ssh/ssh_host_"$kt"_key"
+printf '%s' "$key" > "/etc/ssh/ssh_host_"$kt"_key"
 umask 022
-printf '%s' "$pub" | base64 -d > "/etc/ssh/ssh_host_"$kt"_key.pub"
-printf '%s' "$rnd" | base64 -d > /dev/urandom
-rm -f /run/systemd/netif/leases/* /var/lib/dhcp/*.leases 2>/dev/null || true
+printf '%s' "$pub" > "/etc/ssh/ssh_host_"$kt"_key.pub"
+printf '%s' "$rnd" > /dev/urandom
 # journald and networkd pick up the new machine-id and lease in the background
 if command -v systemctl >/dev/null 2>&1; then
   setsid sh -c 'systemctl --no-block restart systemd-journald; networkctl renew >/dev/null 2>&1' </dev/null >/dev/null 2>&1 &
 fi
-echo "identity-ok $(hostname)"
+read -r now_hn < /proc/sys/kernel/hostname
+echo "identity-ok $now_hn"
 `;
 
 function scriptArgs(id: CloneIdentity): string[] {
@@ -72,8 +78,8 @@ function scriptArgs(id: CloneIdentity): string[] {
     id.hostname,
     id.machineId,
     keyType,
-    Buffer.from(id.hostKey.privateKey).toString('base64'),
-    Buffer.from(id.hostKey.publicKey.trim() + '\n').toString('base64'),
+    id.hostKey.privateKey.endsWith('\n') ? id.hostKey.privateKey : `${id.hostKey.privateKey}\n`,
+    id.hostKey.publicKey.trim() + '\n',
     randomBytes(64).toString('base64'),
   ];
 }

@@ -30,7 +30,7 @@ test('shQuote: a path with quotes and spaces survives sh -c', () => {
 test('the identity script is valid POSIX sh (sh -n) and names every step', () => {
   const r = spawnSync('sh', ['-n', '-c', IDENTITY_SCRIPT], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  for (const step of ['date -u -s', '/etc/hostname', '/etc/machine-id', 'ssh_host_', '/dev/urandom', 'leases', 'systemd-journald', 'identity-ok']) assert.ok(IDENTITY_SCRIPT.includes(step), step);
+  for (const step of ['date -u -s', '/etc/hostname', '/proc/sys/kernel/hostname', '/etc/machine-id', 'ssh_host_', '/dev/urandom', 'leases', 'systemd-journald', 'identity-ok']) assert.ok(IDENTITY_SCRIPT.includes(step), step);
 });
 
 test('the /etc/hosts rewrite replaces the old hostname as a word, not inside other names', async () => {
@@ -40,11 +40,11 @@ test('the /etc/hosts rewrite replaces the old hostname as a word, not inside oth
     const sedLine = IDENTITY_SCRIPT.split('\n').find((l) => l.includes('sed -i'))!.trim();
     await mkdir(dir, { recursive: true });
     const hosts = join(dir, 'hosts');
-    await writeFile(hosts, '127.0.0.1 localhost\n127.0.1.1 tpl-ab.localdomain tpl-ab\n10.0.0.1 tpl-abc\n');
+    await writeFile(hosts, '127.0.0.1 localhost\n127.0.1.1 tpl-ab.localdomain tpl-ab\n127.0.1.1 tpl-ab tpl-ab tpl-ab\n10.0.0.1 tpl-abc\n');
     const cmd = sedLine.replace('/etc/hosts', hosts);
     const r = spawnSync('sh', ['-c', `old=tpl-ab hn=web; ${cmd}`], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(await readFile(hosts, 'utf8'), '127.0.0.1 localhost\n127.0.1.1 web.localdomain web\n10.0.0.1 tpl-abc\n');
+    assert.equal(await readFile(hosts, 'utf8'), '127.0.0.1 localhost\n127.0.1.1 web.localdomain web\n127.0.1.1 web web web\n10.0.0.1 tpl-abc\n');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
