@@ -246,7 +246,7 @@ const CONSOLE_TAIL_LINES = 20;
  * them already), and a hint line saying what became of the instance.
  */
 export async function launchInstance(paths: KumoPaths, o: LaunchOptions): Promise<StartInstanceResult> {
-  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, waitFor, waitForTimeoutMs, cold, reap: _r, reuse: _u, ...spec } = o;
+  const { spec, launch: { wait, keepOnFailure, onEvent, signal, cwd, waitFor, waitForTimeoutMs, cold } } = splitLaunchOptions(o);
   const conditions = waitFor !== undefined ? conditionsFor(waitFor) : undefined; // bad conditions fail before anything is made
   const name = o.name ?? newInstanceName();
   const ev = { ...(onEvent ? { onEvent } : {}), ...(signal ? { signal } : {}) };
@@ -333,6 +333,12 @@ export async function launch(o: LaunchOptions): Promise<Instance> {
   return new Instance(paths, name, started);
 }
 
+/** LaunchOptions split into what only launch reads and the rest: the instance spec input (one list, so no option leaks into the spec). */
+function splitLaunchOptions(o: LaunchOptions) {
+  const { home: _h, paths: _p, wait, keepOnFailure, onEvent, signal, cwd, waitFor, waitForTimeoutMs, cold, reap, reuse, ...spec } = o;
+  return { spec, launch: { wait, keepOnFailure, onEvent, signal, cwd, waitFor, waitForTimeoutMs, cold, reap, reuse } };
+}
+
 /** The reuse of `launch`: the existing instance with this name and spec, started and ready; undefined when there is none. */
 async function reuseInstance(paths: KumoPaths, o: LaunchOptions): Promise<Instance | undefined> {
   const name = o.name!;
@@ -343,7 +349,8 @@ async function reuseInstance(paths: KumoPaths, o: LaunchOptions): Promise<Instan
     if (e instanceof InstanceNotFoundError) return undefined;
     throw e;
   }
-  const { home: _h, paths: _p, wait, keepOnFailure: _k, onEvent, signal, cwd, reap: _r, reuse: _u, ...input } = o;
+  const { spec: input, launch: { wait, onEvent, signal, cwd, waitFor, waitForTimeoutMs } } = splitLaunchOptions(o);
+  const conditions = waitFor !== undefined ? conditionsFor(waitFor) : undefined;
   const spec = validateSpec({ ...input, name }, { ...(cwd ? { cwd } : {}), drivers: driverNames() });
   const text = await loadUserData(spec);
   const diffs = specDifferences(rec, spec, text === undefined ? undefined : userDataDigest(text));
@@ -354,11 +361,12 @@ async function reuseInstance(paths: KumoPaths, o: LaunchOptions): Promise<Instan
   if (st.state === 'running') {
     const ready = wait === false ? undefined : await waitInstanceReady(paths, rec, ev);
     started = { record: rec, accel: rec.lastStart?.accel ?? rec.accel, ...(st.ssh ? { ssh: st.ssh } : {}), ...(ready ? { ready } : {}) };
-  } else if (st.state === 'stopped' || st.state === 'crashed') {
+  } else if (st.state === 'stopped' || st.state === 'crashed' || st.state === 'suspended') {
     started = await startInstance(paths, name, { ...ev, wait: wait ?? true });
   } else {
     throw new KumoError('INSTANCE_BUSY', 'conflict', `instance '${name}' is ${st.state}${st.detail ? ` (${st.detail})` : ''}: it cannot be reused now`, { hint: `resume or stop it (kumo stop ${name}), or delete it: kumo delete --force ${name}` });
   }
+  if (conditions) await waitConditions(await instanceWaitContext(paths, name), conditions, { ...(waitForTimeoutMs !== undefined ? { timeoutMs: waitForTimeoutMs } : {}), ...(signal ? { signal } : {}) });
   if (o.reap === true && reapingWanted(true)) await registerForReaping(paths, name);
   return new Instance(paths, name, started);
 }
