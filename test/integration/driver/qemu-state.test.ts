@@ -39,6 +39,23 @@ async function readRamWord(rt: InstanceRuntime, addr: number): Promise<string> {
   return withQmp(qemuFiles(rt.dir).qmpSocket, async (c) => (await c.hmp(`xp /4wx ${addr}`)).trim());
 }
 
+/**
+ * The firmware's area once it is in place: SeaBIOS copies itself to 0xf0000 early, and the area
+ * stays as it is from then on. Read until two reads agree (non-zero), then pause the machine, so
+ * that what is read is what a save holds.
+ */
+async function settledRam(rt: InstanceRuntime, addr: number): Promise<string> {
+  let last = '';
+  for (let i = 0; i < 100; i++) {
+    const now = await readRamWord(rt, addr);
+    if (now === last && !/: (0x00000000 ?){4}$/.test(now)) break;
+    last = now;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await withQmp(qemuFiles(rt.dir).qmpSocket, (c) => c.execute('stop'));
+  return readRamWord(rt, addr);
+}
+
 async function qemuGone(rt: InstanceRuntime, pid: number | undefined): Promise<void> {
   if (pid !== undefined) assert.equal(await isOurQemu(pid, rt.dir), false, 'no QEMU left');
   const files = qemuFiles(rt.dir);
@@ -60,7 +77,7 @@ test('suspend-style save: the state file is a QEMU stream, QEMU is gone; a start
   const rt = await runtime('s1');
   await drv.start(rt);
   // the firmware's memory at 0xf0000 is whatever SeaBIOS made of it: read it, save, restore, read again
-  const before = await readRamWord(rt, 0xf0000);
+  const before = await settledRam(rt, 0xf0000);
   const pid = await readPidFile(rt.dir);
   const state = join(rt.dir, 'suspend.state');
   const saved = await drv.saveState(rt, state);
@@ -83,7 +100,7 @@ test('template-style save: RAM stays in the shared file (small state); clones ma
   const memory = join(tdir, 'memory');
   const rt = await runtime('t1', { memoryFile: { path: memory, share: true } });
   await drv.start(rt);
-  const before = await readRamWord(rt, 0xf0000);
+  const before = await settledRam(rt, 0xf0000);
   const state = join(tdir, 'state');
   const saved = await drv.saveState(rt, state, { ignoreShared: true });
   assert.ok(saved.bytes < 2 * 1024 * 1024, `device state only (${saved.bytes} bytes)`);
