@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { KumoError } from '../core/errors.js';
 import { GuestAgent } from './agent.js';
-import { sshExec, type SshTarget } from './ssh.js';
+import { shellQuote, sshExec, type SshTarget } from './ssh.js';
 
 export interface CloneIdentity {
   hostname: string;
@@ -109,8 +109,7 @@ export async function identityOverAgent(name: string, socket: string, id: CloneI
 
 /** The same steps over ssh (for images without the guest agent), as root through sudo. */
 export async function identityOverSsh(name: string, target: SshTarget, id: CloneIdentity, timeoutMs = 60_000): Promise<void> {
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const cmd = ['sudo', '-n', 'sh', '-c', IDENTITY_SCRIPT, 'kumo-identity', ...scriptArgs(id)].map(q).join(' ');
+  const cmd = shellQuote(['sudo', '-n', 'sh', '-c', IDENTITY_SCRIPT, 'kumo-identity', ...scriptArgs(id)]);
   const r = await sshExec(target, cmd, { timeoutMs }).catch((e: Error) => {
     throw new IdentityError(name, e.message);
   });

@@ -17,6 +17,7 @@ import type { KumoPaths } from '../config/paths.js';
 import { validateSpec, type InstanceSpec, type InstanceSpecInput } from '../config/spec.js';
 import { ConflictError, KumoError } from '../core/errors.js';
 import { exists, hashFile } from '../core/fs.js';
+import { pidAlive } from '../core/exec.js';
 import { Emitter } from '../events/events.js';
 import { driverNames, getDriver, hasCapability, requireCapability, type Driver, type InstanceRuntime, type TemplateHost } from '../driver/index.js';
 import { ensureDefaultKey, userKey } from '../guest/keys.js';
@@ -105,7 +106,7 @@ export async function sweepWarmLeftovers(paths: KumoPaths): Promise<string[]> {
     const m = /^\.warm-[0-9a-f]{16}-(\d+)$/.exec(n);
     if (!m) continue;
     const pid = Number(m[1]);
-    if (pid === process.pid || processAlive(pid)) continue;
+    if (pid === process.pid || pidAlive(pid)) continue;
     const dir = join(paths.templates, n);
     const wpaths = { ...paths, instances: dir };
     for (const inst of await readdir(dir).catch(() => [] as string[])) {
@@ -121,15 +122,6 @@ export async function sweepWarmLeftovers(paths: KumoPaths): Promise<string[]> {
     swept.push(n);
   }
   return swept;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Make (or refresh) the warm template for an image and machine shape. */
