@@ -13,12 +13,13 @@ PACKAGES=(
   libxml2-utils                               # xmllint, which virt-xml-validate (libvirt-clients) runs
   genisoimage xorriso libarchive-tools fuseiso fuse cloud-image-utils  # tests and benches: independent ISO readers, cloud-localds
   gpgv gpg gpg-agent gpgconf                  # gpgv verifies signed checksum files; gpg (with its agent) makes the tests' signing keys
+  python3-minimal                             # the unit test that calls the clone identity's RNG reseed as the guest does
   util-linux mount procps iproute2 passwd kmod ca-certificates curl openssl  # mount, losetup, pgrep, ss, useradd, modprobe; curl for the download bench; openssl for the tests' TLS certificates
 )
 # Packages the tests rely on that every Debian system has (Essential: yes), so setup installs none
 # of them; scripts/programs.txt may name them (test/integration/scripts/programs.test.ts checks
 # that they really are Essential).
-ESSENTIAL=(coreutils util-linux bash dash dpkg tar gzip libc-bin)
+ESSENTIAL=(coreutils util-linux bash dash dpkg tar gzip libc-bin perl-base)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

@@ -1,8 +1,9 @@
 /**
  * A clone's own identity, given right after its template's state is restored and before it
  * counts as ready: hostname, machine-id, the ssh host key kumo made for this instance (so the
- * first ssh is still verified strictly), the clock stepped to the host's time, a fresh RNG (the
- * vmgenid device makes the kernel reseed; host randomness is mixed in too), no DHCP lease or
+ * first ssh is still verified strictly), the clock stepped to the host's time, a fresh RNG (host
+ * randomness mixed in, then a reseed: by the vmgenid driver where the guest kernel has one, else
+ * by the RNDRESEEDCRNG ioctl), no DHCP lease or
  * journal of the template's.
  *
  * The steps run as one shell script through the guest agent (qemu-guest-agent, `guest-exec`):
@@ -37,8 +38,8 @@ export function newMachineId(): string {
 /**
  * The script (POSIX sh). Arguments: epoch seconds.nanoseconds, hostname, machine-id, key type,
  * the private key text, the public key line, random text (mixed into the kernel's pool). It prints
- * `identity-ok HOSTNAME` on success. Under emulation every process costs ~0.1 s, so it starts
- * only three (date, sed, rm): the rest are shell builtins writing files (the hostname through
+ * `identity-ok HOSTNAME rng=vmgenid|ioctl` on success (how the RNG was reseeded). Under emulation every process costs ~0.1 s, so it starts
+ * only three (date, sed, rm), and perl for the reseed where the kernel has no vmgenid driver: the rest are shell builtins writing files (the hostname through
  * /proc/sys/kernel/hostname, which is sethostname).
  */
 export const IDENTITY_SCRIPT = String.raw`set -eu
@@ -62,12 +63,21 @@ printf '%s' "$key" > "/etc/ssh/ssh_host_"$kt"_key"
 umask 022
 printf '%s' "$pub" > "/etc/ssh/ssh_host_"$kt"_key.pub"
 printf '%s' "$rnd" > /dev/urandom
+# The kernel reseeds its RNG when the vmgenid changes, but only with the vmgenid driver bound
+# (Debian's cloud kernels lack it): else ask for a reseed (RNDRESEEDCRNG), which draws on the pool
+# the host's randomness was just mixed into. Without a reseed the clones would share their
+# template's random stream, so the script fails then (and the clone is booted instead).
+if [ -e /sys/bus/acpi/devices/QEMUVGID:00/driver ]; then rng=vmgenid
+elif command -v perl >/dev/null 2>&1 && perl -e 'open(my $f, "<", "/dev/urandom") or die "$!\n"; ioctl($f, 0x5207, 0) or die "RNDRESEEDCRNG: $!\n"'; then rng=ioctl
+elif command -v python3 >/dev/null 2>&1 && python3 -c 'import fcntl; fcntl.ioctl(open("/dev/urandom", "rb"), 0x5207)'; then rng=ioctl
+else echo "no way to reseed the kernel RNG: no vmgenid driver, and neither perl nor python3 to call RNDRESEEDCRNG" >&2; exit 3
+fi
 # journald and networkd pick up the new machine-id and lease in the background
 if command -v systemctl >/dev/null 2>&1; then
   setsid sh -c 'systemctl --no-block restart systemd-journald; networkctl renew >/dev/null 2>&1' </dev/null >/dev/null 2>&1 &
 fi
 read -r now_hn < /proc/sys/kernel/hostname
-echo "identity-ok $now_hn"
+echo "identity-ok $now_hn rng=$rng"
 `;
 
 function scriptArgs(id: CloneIdentity): string[] {
@@ -84,13 +94,22 @@ function scriptArgs(id: CloneIdentity): string[] {
   ];
 }
 
-function checkOutput(name: string, id: CloneIdentity, r: { code: number; stdout: string; stderr: string }): void {
+/** How the clone's kernel RNG was reseeded: by its vmgenid driver, or by the RNDRESEEDCRNG ioctl. */
+export type RngReseed = 'vmgenid' | 'ioctl';
+
+export interface IdentityResult {
+  rng: RngReseed;
+}
+
+function checkOutput(name: string, id: CloneIdentity, r: { code: number; stdout: string; stderr: string }): IdentityResult {
   if (r.code !== 0) throw new IdentityError(name, `the script exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(-400)}`);
-  if (!r.stdout.includes(`identity-ok ${id.hostname}`)) throw new IdentityError(name, `the guest did not confirm (it said: ${r.stdout.trim().slice(-200)})`);
+  const m = /identity-ok (\S+) rng=(vmgenid|ioctl)/.exec(r.stdout);
+  if (!m || m[1] !== id.hostname) throw new IdentityError(name, `the guest did not confirm (it said: ${r.stdout.trim().slice(-200)})`);
+  return { rng: m[2] as RngReseed };
 }
 
 /** Give the identity through the guest agent at `socket` (connects, runs the script, checks it). */
-export async function identityOverAgent(name: string, socket: string, id: CloneIdentity, timeoutMs = 30_000): Promise<void> {
+export async function identityOverAgent(name: string, socket: string, id: CloneIdentity, timeoutMs = 30_000): Promise<IdentityResult> {
   let agent: GuestAgent;
   try {
     agent = await GuestAgent.connect(socket, Math.min(timeoutMs, 15_000));
@@ -101,17 +120,17 @@ export async function identityOverAgent(name: string, socket: string, id: CloneI
     const r = await agent.exec('/bin/sh', ['-c', IDENTITY_SCRIPT, 'kumo-identity', ...scriptArgs(id)], { timeoutMs }).catch((e: Error) => {
       throw e instanceof IdentityError ? e : new IdentityError(name, e.message);
     });
-    checkOutput(name, id, r);
+    return checkOutput(name, id, r);
   } finally {
     agent.close();
   }
 }
 
 /** The same steps over ssh (for images without the guest agent), as root through sudo. */
-export async function identityOverSsh(name: string, target: SshTarget, id: CloneIdentity, timeoutMs = 60_000): Promise<void> {
+export async function identityOverSsh(name: string, target: SshTarget, id: CloneIdentity, timeoutMs = 60_000): Promise<IdentityResult> {
   const cmd = shellQuote(['sudo', '-n', 'sh', '-c', IDENTITY_SCRIPT, 'kumo-identity', ...scriptArgs(id)]);
   const r = await sshExec(target, cmd, { timeoutMs }).catch((e: Error) => {
     throw new IdentityError(name, e.message);
   });
-  checkOutput(name, id, r);
+  return checkOutput(name, id, r);
 }

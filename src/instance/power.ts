@@ -8,7 +8,7 @@ import { InstanceRunningError, InterruptedError, isKumoError, KumoError } from '
 import { hashFile } from '../core/fs.js';
 import { sleep } from '../core/time.js';
 import { readTemplate, type TemplateRecord } from '../template/store.js';
-import { identityOverAgent, identityOverSsh, newMachineId } from '../guest/identity.js';
+import { identityOverAgent, identityOverSsh, newMachineId, type IdentityResult, type RngReseed } from '../guest/identity.js';
 import { writeKnownHosts } from '../guest/keys.js';
 import type { SshTarget } from '../guest/ssh.js';
 import { exists } from '../core/fs.js';
@@ -90,6 +90,8 @@ export interface RestoredStart {
   restoreMs: number;
   identityMs?: number;
   sshMs?: number;
+  /** Clones: how the guest kernel's RNG was reseeded (its vmgenid driver, or the RNDRESEEDCRNG ioctl). */
+  rng?: RngReseed;
 }
 
 /** Poll until the guest's sshd sends its banner (a restored guest's sshd is up already). */
@@ -150,7 +152,8 @@ async function startOrRestore(paths: KumoPaths, rec0: InstanceRecord, driver: Dr
   if (r.kind === 'template') {
     const t0 = Date.now();
     try {
-      await em.step('identity', `giving ${rec.name} its own identity`, () => giveIdentity(paths, { ...rec, ssh: { ...rec.ssh, port: res.sshPort } }, tpl!));
+      const given = await em.step('identity', `giving ${rec.name} its own identity`, () => giveIdentity(paths, { ...rec, ssh: { ...rec.ssh, port: res.sshPort } }, tpl!));
+      restored.rng = given.rng;
     } catch (e) {
       // Never a clone with its template's identity: stop it, and boot it instead.
       await driver.stop(runtimeFor(paths, rec), { force: true }).catch(() => {});
@@ -167,7 +170,7 @@ async function startOrRestore(paths: KumoPaths, rec0: InstanceRecord, driver: Dr
 }
 
 /** The clone's identity: through the guest agent when the template has one, else over ssh with the template's key. */
-async function giveIdentity(paths: KumoPaths, rec: InstanceRecord, tpl: TemplateRecord): Promise<void> {
+async function giveIdentity(paths: KumoPaths, rec: InstanceRecord, tpl: TemplateRecord): Promise<IdentityResult> {
   const files = instanceFiles(paths, rec.name);
   const id = {
     hostname: rec.name,
@@ -180,9 +183,10 @@ async function giveIdentity(paths: KumoPaths, rec: InstanceRecord, tpl: Template
   await writeKnownHosts(kh, rec.name, [{ type: 'ed25519', privateKey: '', publicKey: tpl.hostKeyPublic }]);
   try {
     const target: SshTarget = { ...sshTargetFor(paths, rec), knownHosts: kh };
-    await identityOverSsh(rec.name, target, id);
+    const given = await identityOverSsh(rec.name, target, id);
     // that connection (and its master) knew the template's key: the next one must verify the new key
     await closeMaster(target);
+    return given;
   } finally {
     await rm(kh, { force: true });
   }

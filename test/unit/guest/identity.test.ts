@@ -49,3 +49,24 @@ test('the /etc/hosts rewrite replaces the old hostname as a word, not inside oth
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('the RNG reseed: the script confirms how it reseeded; its perl and python3 calls are the real RNDRESEEDCRNG ioctl', (t) => {
+  assert.match(IDENTITY_SCRIPT, /echo "identity-ok \$now_hn rng=\$rng"/);
+  assert.match(IDENTITY_SCRIPT, /QEMUVGID:00\/driver/, 'a bound vmgenid driver reseeds by itself');
+  const lines = IDENTITY_SCRIPT.split('\n');
+  const perl = /(perl -e '[^']*')/.exec(lines.find((l) => l.includes('perl -e'))!)![1]!;
+  const py = /(python3 -c '[^']*')/.exec(lines.find((l) => l.includes('python3 -c'))!)![1]!;
+  if (process.getuid?.() !== 0) {
+    t.skip('RNDRESEEDCRNG needs CAP_SYS_ADMIN: run as root to try the calls on this host kernel');
+    return;
+  }
+  // On this host's kernel (root): a wrong ioctl number would fail with ENOTTY or EINVAL.
+  for (const cmd of [perl, py]) {
+    const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
+  }
+  // and unprivileged it is refused (EPERM), so the script cannot claim a reseed that did not happen
+  const nobody = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', perl], { encoding: 'utf8' });
+  assert.notEqual(nobody.status, 0, 'an unprivileged reseed fails');
+  assert.match(nobody.stderr, /RNDRESEEDCRNG: Operation not permitted/);
+});
