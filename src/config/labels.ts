@@ -12,6 +12,7 @@
  * matches the presence of the key; several selectors must all match.
  */
 import { InvalidInputError } from '../core/errors.js';
+import { parseDurationSec } from '../core/units.js';
 
 export const LABEL_LIMITS = { keyMax: 128, valueMax: 256, count: 64 };
 export const LABEL_KEY_RE = /^[A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?$/;
@@ -100,20 +101,10 @@ export function labelsIssues(v: unknown): { path: string; message: string }[] {
 // Durations (time-to-live)
 
 export const TTL_MAX_SEC = 365 * 24 * 3600;
-const DURATION_UNITS: Record<string, number> = { d: 86400, h: 3600, m: 60, s: 1 };
-
-/**
- * Parse a duration into seconds: a bare number (seconds), or one or more NUMBERunit parts in
- * the order d, h, m, s ("90s", "10m", "1h30m", "2d12h"); undefined when it is none.
- */
+/** A duration in seconds: a finite number as it is, a text as `parseDurationSec` reads it. */
 export function parseDuration(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
-  if (typeof v !== 'string') return undefined;
-  const s = v.trim();
-  if (/^\d+(?:\.\d+)?$/.test(s)) return Number(s);
-  const m = /^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(s);
-  if (!s || !m) return undefined;
-  return ['d', 'h', 'm', 's'].reduce((sum, u, i) => sum + (m[i + 1] ? Number(m[i + 1]) * DURATION_UNITS[u]! : 0), 0);
+  return typeof v === 'string' ? parseDurationSec(v) : undefined;
 }
 
 export const TTL_HINT = 'give a duration such as 90s, 10m, 1h30m or 2d (a bare number is seconds), more than 0 and at most 365d';

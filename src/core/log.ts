@@ -2,6 +2,8 @@
  * The library is silent. Debug lines (the commands kumo runs, decisions it takes) go to a sink
  * that is a no-op unless the embedding program (the CLI with --debug, or a test) installs one.
  */
+import { shellQuote } from './text.js';
+
 export type DebugSink = (line: string) => void;
 
 let sink: DebugSink | undefined;
@@ -21,5 +23,5 @@ export function debug(line: string | (() => string)): void {
 
 /** Quote an argv for display only (never for execution: kumo never builds shell strings). */
 export function formatArgv(argv: readonly string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return shellQuote(argv);
 }

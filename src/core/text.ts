@@ -3,6 +3,15 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 
+/**
+ * Quote words for a POSIX shell: a word of safe characters as it is, any other in single quotes.
+ * For the few places that must hand a shell one string (a command line over ssh, QEMU's `exec:`
+ * migration URI) and for showing an argv; kumo runs its own programs by argv, never through this.
+ */
+export function shellQuote(words: readonly string[]): string {
+  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
 /** Levenshtein distance, for "did you mean" suggestions. */
 export function editDistance(a: string, b: string): number {
   const m = a.length;

@@ -25,10 +25,18 @@ export function requireSize(s: string): number {
   return n;
 }
 
-/** Parse "90", "90s", "1500ms", "10m", "2h" into seconds; undefined when unparsable. */
+const DURATION_UNIT_SEC = [86400, 3600, 60, 1, 0.001];
+
+/**
+ * Parse a duration into seconds: a bare number (seconds), or one or more NUMBERunit parts in the
+ * order d, h, m, s, ms ("90s", "1500ms", "10m", "1h30m", "2d12h"; no blanks inside);
+ * undefined when it is none. The one duration syntax of timeouts, waits and ttls.
+ */
 export function parseDurationSec(s: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(s);
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n / 1000 : m[2] === 'm' ? n * 60 : m[2] === 'h' ? n * 3600 : n;
+  const t = s.trim();
+  if (/^\d+(?:\.\d+)?$/.test(t)) return Number(t);
+  const num = String.raw`(\d+(?:\.\d+)?)`;
+  const m = new RegExp(String.raw`^(?:${num}d)?(?:${num}h)?(?:${num}m(?!s))?(?:${num}s)?(?:${num}ms)?$`).exec(t);
+  if (!t || !m) return undefined;
+  return DURATION_UNIT_SEC.reduce((sum, unit, i) => sum + (m[i + 1] ? Number(m[i + 1]) * unit : 0), 0);
 }

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import type { RunOptions } from '../core/exec.js';
 import { InterruptedError, TimeoutError, ToolMissingError } from '../core/errors.js';
 import { debug, formatArgv } from '../core/log.js';
+import { shellQuote } from '../core/text.js';
 import { controlOptions, controlPathFor, closeMasterAt, removeStaleSocket } from './master.js';
 
 import type { SshTarget } from './target.js';
@@ -66,9 +67,7 @@ export function remotePath(t: SshTarget, path: string): string {
 }
 
 /** Quote words for the remote POSIX shell (ssh hands the guest one command string). */
-export function shellQuote(words: readonly string[]): string {
-  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
-}
+export { shellQuote };
 
 export interface ExecResult {
   code: number;

@@ -13,6 +13,7 @@ import { run } from '../../core/exec.js';
 import { fsyncDir } from '../../core/fs.js';
 import { debug } from '../../core/log.js';
 import { sleep } from '../../core/time.js';
+import { shellQuote } from '../../core/text.js';
 import { dirname } from 'node:path';
 import type { InstanceRuntime, RestoreSpec, SavedState, SaveStateOptions, TemplateHost } from '../driver.js';
 import { qemuFiles } from './argv.js';
@@ -33,11 +34,6 @@ export class StateRestoreError extends KumoError {
       hint: hint ?? 'the state file may be truncated or made by another QEMU; kumo boots the machine instead',
     });
   }
-}
-
-/** A path quoted for /bin/sh (QEMU runs exec: URIs with `sh -c`). */
-export function shQuote(p: string): string {
-  return `'${p.replace(/'/g, `'\\''`)}'`;
 }
 
 /** QEMU's migration stream starts with 'QEVM' and version 3. */
@@ -104,7 +100,7 @@ export async function saveState(rt: InstanceRuntime, stateFile: string, o: SaveS
     const st0 = await c.queryStatus();
     const t0 = Date.now();
     if (st0.running) await c.execute('stop');
-    await c.execute('migrate', { uri: `exec:cat > ${shQuote(tmp)}` });
+    await c.execute('migrate', { uri: `exec:cat > ${shellQuote([tmp])}` /* QEMU runs exec: URIs with sh -c */ });
     const st = await waitMigration(c, 10 * 60_000, o.signal);
     ms = Date.now() - t0;
     if (st.status !== 'completed') {
@@ -155,7 +151,7 @@ export async function restoreState(rt: InstanceRuntime, spec: RestoreSpec, signa
       files.qmpSocket,
       async (c) => {
         await c.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: spec.ignoreShared }] });
-        await c.execute('migrate-incoming', { uri: `exec:cat ${shQuote(spec.stateFile)}` });
+        await c.execute('migrate-incoming', { uri: `exec:cat ${shellQuote([spec.stateFile])}` });
         let delay = 5;
         for (;;) {
           const st = await c.queryStatus();

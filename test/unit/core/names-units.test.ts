@@ -26,4 +26,7 @@ test('units: sizes (bare unit per field) and durations', () => {
   assert.equal(parseDurationSec('1500ms'), 1.5);
   assert.equal(parseDurationSec('2h'), 7200);
   assert.equal(parseDurationSec('soon'), undefined);
+  assert.equal(parseDurationSec('1h30m'), 5400);
+  assert.equal(parseDurationSec('1m500ms'), 60.5);
+  for (const bad of ['', 'ms', '500ms1s', '1 h', '5mss']) assert.equal(parseDurationSec(bad), undefined, bad);
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { IDENTITY_SCRIPT, newMachineId } from '../../../src/guest/identity.js';
 import { vmgenidFor } from '../../../src/driver/shared/mac.js';
-import { shQuote } from '../../../src/driver/qemu/state.js';
+import { shellQuote } from '../../../src/core/text.js';
 
 test('vmgenid: a UUID (version 4, variant 1), stable per instance id, different between instances', () => {
   const a = vmgenidFor('i-web-1');
@@ -21,9 +21,9 @@ test('machine-id: 32 lowercase hex digits, new each time', () => {
   assert.notEqual(newMachineId(), a);
 });
 
-test('shQuote: a path with quotes and spaces survives sh -c', () => {
+test('shellQuote: a path with quotes and spaces survives sh -c (the exec: URIs of saved states)', () => {
   const p = `/tmp/a b/it's "x"; $(echo no)`;
-  const r = spawnSync('sh', ['-c', `printf %s ${shQuote(p)}`], { encoding: 'utf8' });
+  const r = spawnSync('sh', ['-c', `printf %s ${shellQuote([p])}`], { encoding: 'utf8' });
   assert.equal(r.stdout, p);
 });
 
