@@ -247,6 +247,7 @@ export const ERROR_CODES = {
   AGENT_ERROR: { kind: 'external', meaning: 'the guest agent refused a command' },
   AGENT_TIMEOUT: { kind: 'timeout', meaning: 'the guest agent did not answer in time' },
   IDENTITY_FAILED: { kind: 'external', meaning: "a clone could not be given its own identity (it is not used)" },
+  GUEST_REFRESH_FAILED: { kind: 'external', meaning: "after a snapshot's restore the guest's clock could not be stepped nor its RNG reseeded (it runs on)" },
   TEMPLATE_NOT_FOUND: { kind: 'not-found', meaning: 'no warm template with that id' },
   TEMPLATE_IN_USE: { kind: 'conflict', meaning: 'instances are clones of the template' },
   TEMPLATE_GONE: { kind: 'conflict', meaning: 'the template was removed while a clone was made' },

@@ -165,9 +165,10 @@ export class Instance implements AsyncDisposable {
   /**
    * Go back to snapshot `snap`. The guest's TCP state jumps back with it, so the shared ssh
    * connection is closed (the next exec opens a fresh one); after a live restore this waits
-   * until a command runs in the guest, so the handle is usable at once.
+   * until a command runs in the guest, so the handle is usable at once. The guest's clock is
+   * stepped to now and its RNG reseeded (`guest`), or `warning` says why not.
    */
-  async restore(snap: string, o: OpOptions & { timeoutMs?: number } = {}): Promise<{ name: string; snapshot: string; live: boolean }> {
+  async restore(snap: string, o: OpOptions & { timeoutMs?: number } = {}): ReturnType<typeof restoreSnapshot> {
     const target = await this.sshTarget().catch(() => undefined);
     if (target) await closeMaster(target);
     const r = await restoreSnapshot(this.paths, this.name, snap, o);

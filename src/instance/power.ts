@@ -8,7 +8,7 @@ import { InstanceRunningError, InterruptedError, isKumoError, KumoError } from '
 import { hashFile } from '../core/fs.js';
 import { sleep } from '../core/time.js';
 import { readTemplate, type TemplateRecord } from '../template/store.js';
-import { identityOverAgent, identityOverSsh, newMachineId, type IdentityResult, type RngReseed } from '../guest/identity.js';
+import { identityOverAgent, identityOverSsh, newMachineId, refreshRestoredGuest, type IdentityResult, type RngReseed } from '../guest/identity.js';
 import { writeKnownHosts } from '../guest/keys.js';
 import type { SshTarget } from '../guest/ssh.js';
 import { exists } from '../core/fs.js';
@@ -162,11 +162,31 @@ async function startOrRestore(paths: KumoPaths, rec0: InstanceRecord, driver: Dr
     restored.identityMs = Date.now() - t0;
   } else if (r.kind === 'suspend') {
     await rm(r.stateFile, { force: true });
+  } else if (r.kind === 'snapshot') {
+    // an earlier moment of this machine: step its clock and reseed its RNG (it keeps running if not)
+    const fresh = await refreshAfterSnapshot(paths, { ...rec, ssh: { ...rec.ssh, port: res.sshPort } });
+    if ('rng' in fresh) restored.rng = fresh.rng;
+    else em.warn(fresh.warning);
   }
   const { restore: _r, ...rest } = rec;
   rec = { ...rest, run: { ...(r.memoryFile ? { memoryFile: r.memoryFile } : {}), machine: r.machine } };
   await writeRecord(paths, rec);
   return { rec, res, restored };
+}
+
+/**
+ * After a snapshot's memory was restored: the clock stepped and the RNG reseeded, through the
+ * guest agent (QEMU driver) or else over ssh; a failure is a warning (the guest runs on).
+ */
+export async function refreshAfterSnapshot(paths: KumoPaths, rec: InstanceRecord): Promise<{ rng: RngReseed; via: 'agent' | 'ssh' } | { warning: string }> {
+  const target = sshTargetFor(paths, rec);
+  // the guest's TCP state went back with it: a shared connection from before is dead
+  await closeMaster(target).catch(() => {});
+  try {
+    return await refreshRestoredGuest(rec.name, { ...(rec.driver === 'qemu' ? { agentSocket: instanceFiles(paths, rec.name).agentSocket } : {}), ssh: target });
+  } catch (e) {
+    return { warning: (e as Error).message };
+  }
 }
 
 /** The clone's identity: through the guest agent when the template has one, else over ssh with the template's key. */

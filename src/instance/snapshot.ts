@@ -9,6 +9,8 @@ import { getDriver, requireCapability, DriverUnsupportedError, type SnapshotInfo
 import { instanceStatus } from './status.js';
 import { lockInstance, readRecord, runtimeFor, writeRecord, type InstanceRecord, type OpOptions } from './store.js';
 import { ConflictError } from '../core/errors.js';
+import type { RngReseed } from '../guest/identity.js';
+import { refreshAfterSnapshot } from './power.js';
 import type { InstanceRuntime } from '../driver/driver.js';
 
 export type { SnapshotInfo };
@@ -60,10 +62,20 @@ export async function listSnapshots(paths: KumoPaths, name: string, o: OpOptions
  * the disk goes back to it, and when the snapshot holds memory too (taken while running), the next
  * start resumes it there (QEMU -loadvm: about as fast as a resume) instead of booting.
  */
-export async function restoreSnapshot(paths: KumoPaths, name: string, snap: string, o: OpOptions = {}): Promise<{ name: string; snapshot: string; live: boolean; resumesAtStart?: boolean }> {
+export async function restoreSnapshot(
+  paths: KumoPaths,
+  name: string,
+  snap: string,
+  o: OpOptions = {},
+): Promise<{ name: string; snapshot: string; live: boolean; resumesAtStart?: boolean; guest?: { rng: RngReseed; via: 'agent' | 'ssh' }; warning?: string }> {
   return withSnapshots(paths, name, 'restore', async (d, rt, running, rec) => {
     await d.restoreSnapshot(rt, snap);
-    if (running || rec.driver !== 'qemu') return { name, snapshot: snap, live: running };
+    if (running) {
+      // the guest went back in time: its clock stepped to now, its RNG reseeded (a warning if not)
+      const fresh = await refreshAfterSnapshot(paths, rec);
+      return { name, snapshot: snap, live: true, ...('rng' in fresh ? { guest: fresh } : fresh) };
+    }
+    if (rec.driver !== 'qemu') return { name, snapshot: snap, live: running };
     const info = (await d.listSnapshots(rt)).find((s) => s.name === snap);
     const { restore: _r, run: _run, ...rest } = rec;
     if (!info?.vmStateSize) {

@@ -44,14 +44,24 @@ test('snapshot, write a file, restore: the file is gone and exec works right aft
   assert.equal((await v.exec('test -e ~/later.txt')).code, 0);
   const r = await v.restore('clean');
   assert.equal(r.live, true);
+  // the guest went back in time: kumo stepped its clock and reseeded its RNG through the agent
+  assert.deepEqual(r.guest, { rng: 'ioctl', via: 'agent' }, `after the restore: ${JSON.stringify(r)}`);
   // right after the restore: a fresh connection (the old master's TCP state was rolled back)
   const gone = await v.exec('test -e ~/later.txt; echo $?; cat ~/kept.txt');
   assert.equal(gone.code, 0, gone.stderr);
   assert.deepEqual(gone.stdout.trim().split('\n'), ['1', 'before']);
+  // its clock is the host's (not the snapshot's time), and two restores of one snapshot read
+  // different random bytes
+  const t0 = Date.now();
+  const clock = Number((await v.exec('date +%s.%N', { check: true })).stdout.trim()) * 1000;
+  assert.ok(Math.abs(clock - t0) < 3000, `the guest clock is ${Math.round(clock - t0)} ms off the host's after the restore`);
+  const random1 = (await v.exec('head -c 16 /dev/urandom | od -An -tx1', { check: true })).stdout.trim();
   // and the handle keeps working: a second round, then the snapshot is removed
   assert.equal((await v.exec('touch ~/again')).code, 0);
   await v.restore('clean');
   assert.equal((await v.exec('test -e ~/again')).code, 1);
+  const random2 = (await v.exec('head -c 16 /dev/urandom | od -An -tx1', { check: true })).stdout.trim();
+  assert.notEqual(random2, random1, 'the RNG was reseeded after each restore');
   await v.deleteSnapshot('clean');
   assert.deepEqual(await v.snapshots(), []);
 });

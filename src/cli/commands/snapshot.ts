@@ -40,7 +40,8 @@ const restore: CommandDef = {
   async run(ctx, args) {
     const g = await import('../../instance/index.js');
     const r = await g.restoreSnapshot(await ctx.paths(), argString(args, 'name')!, argString(args, 'snapshot')!, { signal: ctx.signal });
-    ctx.out.data(r, () => ctx.out.note(`${r.name}: restored snapshot ${r.snapshot}`));
+    if (r.warning) ctx.out.warn(r.warning);
+    ctx.out.data(r, () => ctx.out.note(`${r.name}: restored snapshot ${r.snapshot}${r.guest ? ` (clock stepped, RNG reseeded through the ${r.guest.via === 'agent' ? 'guest agent' : 'ssh'})` : ''}`));
   },
 };
 
