@@ -151,8 +151,8 @@ const CORE_FIELD_SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     default: DEFAULTS.user,
   },
   seedFormat: {
-    description: 'The cloud-init seed: nocloud (a cidata disk; suits most images) or configdrive (OpenStack config drive).',
-    enum: ['nocloud', 'configdrive'],
+    description: 'The cloud-init seed: nocloud (a cidata disk; suits most images), configdrive (OpenStack config drive) or cernvm (the CernVM context layout: ec2 and openstack pairs and a readme, label config-2).',
+    enum: ['nocloud', 'configdrive', 'cernvm'],
     default: DEFAULTS.seedFormat,
   },
   firmware: {

@@ -46,7 +46,7 @@ export interface InstanceRuntime {
   /** The instance's writable disk (qcow2 overlay on the read-only base). */
   disk: { path: string; format: 'qcow2' | 'raw' };
   /** The cloud-init seed (NoCloud `cidata` or ConfigDrive `config-2`), attached read-only. */
-  seed?: { path: string; format: 'nocloud' | 'configdrive' };
+  seed?: { path: string; format: 'nocloud' | 'configdrive' | 'cernvm' };
   /** Stable MAC address of the first NIC. */
   mac: string;
   /** Host port forwarded to the guest's ssh (22). */
