@@ -415,9 +415,13 @@ export class VirtualBoxDriver implements Driver {
 
   async restoreSnapshot(rt: InstanceRuntime, name: string): Promise<void> {
     const { v, rec, info } = await this.made(rt, 'restore a snapshot');
-    if (LIVE.has(info.state)) throw new InstanceRunningError(rt.name);
     this.needSnapshot(rt, info, name);
+    // VirtualBox restores only a machine that is off: a running one is powered off, restored and
+    // started again (from the snapshot's saved memory when it was taken live, else it boots).
+    const live = LIVE.has(info.state);
+    if (live) await this.stop(rt, { force: true });
     await v.call(snapshotRestoreArgv(rec.uuid, name), 'VBoxManage snapshot restore', { timeoutMs: 30 * 60_000 });
+    if (live) await v.call(startVmArgv(rec.uuid), 'VBoxManage startvm', { timeoutMs: 5 * 60_000 });
   }
 
   async deleteSnapshot(rt: InstanceRuntime, name: string): Promise<void> {

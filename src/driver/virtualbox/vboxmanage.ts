@@ -363,7 +363,7 @@ export function vboxError(args: readonly string[], stderr: string, what?: string
       hint: "load it (as root: 'modprobe vboxdrv', or '/sbin/vboxconfig' to build it for this kernel); with Secure Boot the module must be signed",
       details,
     });
-  if (/not within the allowed range|outside the allowed range|not in the allowed range|networks\.conf|allowed ranges/i.test(stderr))
+  if (/E_ACCESSDENIED[\s\S]*(EnableStaticIPConfig|VBoxManageHostonly)|not within the allowed range|outside the allowed range|networks\.conf|allowed ranges/i.test(stderr))
     return new InvalidInputError('VBOX_HOSTONLY_RANGE', `${op}: VirtualBox refuses that host-only address: ${msg}`, {
       hint: 'since VirtualBox 6.1.28 host-only networks must lie in 192.168.56.0/21; pick an address there, or allow more ranges in /etc/vbox/networks.conf (e.g. "* 10.0.0.0/8")',
       details,
