@@ -186,6 +186,19 @@ const DRIVER_FIELD_SCHEMAS: Readonly<Record<string, Readonly<Record<string, Json
       examples: ['user', 'network:default', 'bridge:br0'],
     },
   },
+  virtualbox: {
+    ostype: {
+      description: "virtualbox only: VirtualBox's guest OS type (VBoxManage list ostypes). Default Linux_64.",
+      type: 'string',
+      pattern: '^[A-Za-z0-9_]+$',
+      examples: ['Linux_64', 'Debian_64', 'Ubuntu_64'],
+    },
+    vrdePort: {
+      description: "virtualbox only: turn VirtualBox's remote display (VRDE) on, listening on 127.0.0.1 at this port only. Off by default.",
+      anyOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'string', pattern: '^[0-9]+$' }],
+      examples: [5901],
+    },
+  },
 };
 
 export interface SchemaOptions {
