@@ -17,7 +17,7 @@ export const INSTANCE_OPTIONS: Record<string, OptionSpec> = {
   port: { type: 'string', short: 'p', multiple: true, description: 'forward a host port to the guest (127.0.0.1 unless ADDR is given; HOST 0 picks a free one)', placeholder: '[ADDR:]HOST:GUEST[/udp]' },
   accel: { type: 'string', description: 'accelerator (default auto: KVM when a probe shows it works, else TCG)', choices: ['auto', 'kvm', 'tcg'] },
   firmware: { type: 'string', description: 'firmware: bios (SeaBIOS, default) or uefi (OVMF, with per-instance EFI variables)', choices: ['bios', 'uefi'], placeholder: 'FW' },
-  'seed-format': { type: 'string', description: 'cloud-init seed: nocloud (default, label cidata) or configdrive (label config-2)', choices: ['nocloud', 'configdrive'], placeholder: 'FORMAT' },
+  'seed-format': { type: 'string', description: 'cloud-init seed: nocloud (default, label cidata), configdrive (label config-2) or cernvm (the CernVM context layout, label config-2)', choices: ['nocloud', 'configdrive', 'cernvm'], placeholder: 'FORMAT' },
   driver: { type: 'string', description: 'backend: qemu (default; QEMU run by kumo) or libvirt (a libvirt domain); the registered drivers are accepted', placeholder: 'NAME' },
   connect: { type: 'string', description: 'libvirt only: connection URI (default $LIBVIRT_DEFAULT_URI, else qemu:///system for root, qemu:///session otherwise)', placeholder: 'URI' },
   pool: { type: 'string', description: 'libvirt only: storage pool for the disk and seed volumes (needed for a remote URI)', placeholder: 'NAME' },

@@ -35,6 +35,10 @@ export interface InstanceFiles {
   suspendState: string;
   /** libvirt driver: the domain XML kumo last defined (present once a start succeeded). */
   domainXml: string;
+  /** VirtualBox driver: the folder VirtualBox keeps the VM's files in (createvm --basefolder). */
+  vboxDir: string;
+  /** VirtualBox driver: which VM kumo made for the instance (name, UUID, base medium); present once it was made. */
+  vboxRecord: string;
 }
 
 export function instanceFilesIn(dir: string): InstanceFiles {
@@ -53,5 +57,7 @@ export function instanceFilesIn(dir: string): InstanceFiles {
     agentSocket: join(dir, 'qga.sock'),
     suspendState: join(dir, 'suspend.state'),
     domainXml: join(dir, 'domain.xml'),
+    vboxDir: join(dir, 'vbox'),
+    vboxRecord: join(dir, 'vbox.json'),
   };
 }

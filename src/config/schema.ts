@@ -151,8 +151,8 @@ const CORE_FIELD_SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     default: DEFAULTS.user,
   },
   seedFormat: {
-    description: 'The cloud-init seed: nocloud (a cidata disk; suits most images) or configdrive (OpenStack config drive).',
-    enum: ['nocloud', 'configdrive'],
+    description: 'The cloud-init seed: nocloud (a cidata disk; suits most images), configdrive (OpenStack config drive) or cernvm (the CernVM context layout: ec2 and openstack pairs and a readme, label config-2).',
+    enum: ['nocloud', 'configdrive', 'cernvm'],
     default: DEFAULTS.seedFormat,
   },
   firmware: {
@@ -184,6 +184,19 @@ const DRIVER_FIELD_SCHEMAS: Readonly<Record<string, Readonly<Record<string, Json
       description: 'libvirt only: user (forwarded ports), network:NAME (a libvirt network) or bridge:NAME.',
       anyOf: [{ type: 'string', pattern: '^((network|bridge):)?[A-Za-z0-9][A-Za-z0-9_.-]*$' }, { const: '' }, { type: 'null' }],
       examples: ['user', 'network:default', 'bridge:br0'],
+    },
+  },
+  virtualbox: {
+    ostype: {
+      description: "virtualbox only: VirtualBox's guest OS type (VBoxManage list ostypes). Default Linux_64.",
+      type: 'string',
+      pattern: '^[A-Za-z0-9_]+$',
+      examples: ['Linux_64', 'Debian_64', 'Ubuntu_64'],
+    },
+    vrdePort: {
+      description: "virtualbox only: turn VirtualBox's remote display (VRDE) on, listening on 127.0.0.1 at this port only. Off by default.",
+      anyOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'string', pattern: '^[0-9]+$' }],
+      examples: [5901],
     },
   },
 };

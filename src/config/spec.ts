@@ -109,7 +109,7 @@ export interface InstanceSpecInput {
   timeout?: DurationInput;
   /** The guest account kumo creates (default kumo). */
   user?: string;
-  seedFormat?: 'nocloud' | 'configdrive';
+  seedFormat?: 'nocloud' | 'configdrive' | 'cernvm';
   firmware?: 'bios' | 'uefi';
   /** libvirt: connection URI. */
   connect?: string;
@@ -161,7 +161,7 @@ export interface InstanceSpec {
   driver: string;
   user: string;
   timeoutSec: number;
-  seedFormat: 'nocloud' | 'configdrive';
+  seedFormat: 'nocloud' | 'configdrive' | 'cernvm';
   firmware: 'bios' | 'uefi';
   /** Driver-specific settings (only the fields of `driver`), stored in instance.json for the driver. */
   driverOptions?: DriverOptions;
@@ -431,7 +431,7 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
   }
 
   const seedFormat = input.seedFormat === undefined ? DEFAULTS.seedFormat : input.seedFormat;
-  if (seedFormat !== 'nocloud' && seedFormat !== 'configdrive') issues.push({ path: 'seedFormat', message: 'must be nocloud or configdrive', hint: 'nocloud (cidata) suits most images' });
+  if (seedFormat !== 'nocloud' && seedFormat !== 'configdrive' && seedFormat !== 'cernvm') issues.push({ path: 'seedFormat', message: 'must be nocloud, configdrive or cernvm', hint: 'nocloud (cidata) suits most images; cernvm is the CernVM context layout' });
   const firmware = input.firmware === undefined ? 'bios' : input.firmware;
   if (firmware !== 'bios' && firmware !== 'uefi') issues.push({ path: 'firmware', message: 'must be bios or uefi', hint: 'bios unless the image only boots with UEFI' });
 

@@ -46,7 +46,7 @@ export interface InstanceRuntime {
   /** The instance's writable disk (qcow2 overlay on the read-only base). */
   disk: { path: string; format: 'qcow2' | 'raw' };
   /** The cloud-init seed (NoCloud `cidata` or ConfigDrive `config-2`), attached read-only. */
-  seed?: { path: string; format: 'nocloud' | 'configdrive' };
+  seed?: { path: string; format: 'nocloud' | 'configdrive' | 'cernvm' };
   /** Stable MAC address of the first NIC. */
   mac: string;
   /** Host port forwarded to the guest's ssh (22). */
@@ -252,6 +252,15 @@ export interface DesyncCapability {
   removeOrphan(paths: KumoPaths, orphan: OrphanMachine, o?: { force?: boolean }): Promise<void>;
 }
 
+export interface CloneCapability {
+  /**
+   * Make the new instance `dst`'s machine as a copy of the stopped `src`'s, for backends whose
+   * disk state is not the instance's qcow2 overlay (VirtualBox keeps it in its own media): the
+   * instance layer's clone calls it after making `dst`'s folder and record.
+   */
+  cloneMachine(src: InstanceRuntime, dst: InstanceRuntime): Promise<void>;
+}
+
 /** The core every driver implements. */
 export interface DriverCore {
   readonly name: string;
@@ -298,7 +307,8 @@ export type Driver = DriverCore &
   Partial<SshEndpointCapability> &
   Partial<DesyncCapability> &
   Partial<SuspendCapability> &
-  Partial<TemplatesCapability>;
+  Partial<TemplatesCapability> &
+  Partial<CloneCapability>;
 
 type CapabilityMethods = {
   ports: PortsCapability;
@@ -308,6 +318,7 @@ type CapabilityMethods = {
   desync: DesyncCapability;
   suspend: SuspendCapability;
   templates: TemplatesCapability;
+  clone: CloneCapability;
 };
 
 const CAPABILITY_METHOD: { [K in keyof CapabilityMethods]: keyof CapabilityMethods[K] } = {
@@ -318,6 +329,7 @@ const CAPABILITY_METHOD: { [K in keyof CapabilityMethods]: keyof CapabilityMetho
   desync: 'orphans',
   suspend: 'saveState',
   templates: 'templateHost',
+  clone: 'cloneMachine',
 };
 
 /** Whether a driver implements a capability group. */

@@ -18,3 +18,4 @@ export { detectAccel, kvmUsable, probeAccel, type Accel, type AccelChoice, type 
 export { toolCheck, type HostCheck, type HostCheckStatus } from './shared/checks.js';
 export * from './qemu/index.js';
 export * as libvirt from './libvirt/index.js';
+export * as virtualbox from './virtualbox/index.js';

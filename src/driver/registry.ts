@@ -15,9 +15,10 @@ import { registerDriverOptionFields } from '../config/driver-options.js';
 import type { Driver, DriverBackend, DriverFactory, InstanceRuntime } from './driver.js';
 import { qemuBackend } from './qemu/backend.js';
 import { libvirtBackend } from './libvirt/backend.js';
+import { virtualboxBackend } from './virtualbox/backend.js';
 
 /** The backends kumo ships, in the order doctor reports them. */
-export const BUILTIN_BACKENDS: readonly DriverBackend[] = [qemuBackend, libvirtBackend];
+export const BUILTIN_BACKENDS: readonly DriverBackend[] = [qemuBackend, libvirtBackend, virtualboxBackend];
 
 const backends = new Map<string, DriverBackend>();
 const drivers = new Map<string, Promise<Driver>>();

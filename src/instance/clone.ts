@@ -18,19 +18,19 @@
  *
  * SRC must be stopped (a disk in use is not a consistent copy) and is only read.
  */
-import { copyFile, constants, rename, unlink } from 'node:fs/promises';
+import { copyFile, constants, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { KumoPaths } from '../config/paths.js';
 import { validateSpec, type InstanceSpecInput } from '../config/spec.js';
 import { fsyncDir, fsyncFile, tempPathFor } from '../core/fs.js';
 import { Emitter } from '../events/events.js';
 import { qemuImg } from '../disk/index.js';
-import { driverNames } from '../driver/index.js';
+import { driverNames, getDriver, hasCapability } from '../driver/index.js';
 import { DEFAULT_KEY_NAME } from '../guest/keys.js';
 import { createInstance } from './create.js';
 import { lockStopped, type StopFirstOptions } from './guard.js';
 import { mapDiskFull } from './space.js';
-import { instanceFiles, readRecord, type InstanceRecord } from './store.js';
+import { instanceFiles, readRecord, runtimeFor, type InstanceRecord } from './store.js';
 
 /** The clone's own user-data: a fresh machine-id on its first boot (once per instance-id). */
 export const CLONE_USER_DATA = `#cloud-config
@@ -96,6 +96,16 @@ export async function cloneInstance(paths: KumoPaths, src: string, name: string,
     ...(o.onEvent ? { onEvent: o.onEvent } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
   });
+  // A backend that keeps the disk state in its own media (VirtualBox) copies its machine too; on failure the new instance goes again.
+  const driver = await getDriver(rec.driver);
+  if (hasCapability(driver, 'clone')) {
+    try {
+      await em.step('clone.machine', `copying the ${driver.name} machine of ${src}`, () => driver.cloneMachine(runtimeFor(paths, rec), runtimeFor(paths, record)));
+    } catch (e) {
+      await rm(instanceFiles(paths, name).dir, { recursive: true, force: true }).catch(() => {});
+      throw e;
+    }
+  }
   if (rec.ports.length) em.warn(`${rec.ports.length} port forward(s) of '${src}' were not copied to '${name}' (add them with 'kumo port add ${name} HOST:GUEST')`);
   return { record, from: src, droppedPorts: rec.ports.length };
 }

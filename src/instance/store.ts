@@ -46,7 +46,7 @@ export interface InstanceRecord {
   diskBytes?: number;
   accel: 'auto' | 'kvm' | 'tcg';
   firmware: 'bios' | 'uefi';
-  seedFormat: 'nocloud' | 'configdrive';
+  seedFormat: 'nocloud' | 'configdrive' | 'cernvm';
   mac: string;
   ssh: {
     user: string;

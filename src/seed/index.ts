@@ -3,6 +3,7 @@ export { buildIso, writeIso, layoutIso, IsoNameError, IsoTooLargeError } from '.
 export type { IsoFile, IsoOptions, IsoLayout } from './iso.js';
 export { writeSeed, buildSeed, seedFiles, validateSeedSpec, kumoCloudConfig, DEFAULT_SEED_USER } from './seed.js';
 export type { SeedSpec, HostKey } from './seed.js';
+export { cernvmFiles, CERNVM_PATHS, CERNVM_VOLUME_ID } from './cernvm.js';
 export {
   composeUserData,
   mergeCloudConfig,

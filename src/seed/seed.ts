@@ -8,12 +8,14 @@
  *             openstack/latest/user_data, openstack/latest/network_data.json (JSON only),
  *             openstack/latest/vendor_data.json, and the EC2 pair as CernVM-Launch writes it:
  *             ec2/latest/meta-data.json and ec2/latest/user-data.
+ * CernVM:     the CernVM context layout exactly (./cernvm.ts): the ec2 and openstack pairs and a readme.
  */
 import { stringify } from 'yaml';
 import { ValidationError, type ValidationIssue } from '../core/errors.js';
 import { SSH_PUBLIC_KEY_RE, USER_NAME_RE } from '../core/names.js';
 import { buildIso, writeIso, type IsoFile } from './iso.js';
 import { composeUserData, parseCloudConfig } from './userdata.js';
+import { cernvmFiles, CERNVM_VOLUME_ID, type CernvmContext } from './cernvm.js';
 
 export interface HostKey {
   type: 'ed25519' | 'ecdsa' | 'rsa';
@@ -22,8 +24,8 @@ export interface HostKey {
 }
 
 export interface SeedSpec {
-  /** default 'nocloud' */
-  format?: 'nocloud' | 'configdrive';
+  /** default 'nocloud'; 'cernvm' is the CernVM context layout (./cernvm.ts) */
+  format?: 'nocloud' | 'configdrive' | 'cernvm';
   /** Every instance gets its own; cloud-init treats a new id as a new instance. */
   instanceId: string;
   hostname?: string;
@@ -53,8 +55,8 @@ const INSTANCE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 /** Check a seed spec; reports every problem at once. */
 export function validateSeedSpec(spec: SeedSpec): void {
   const issues: ValidationIssue[] = [];
-  if (spec.format !== undefined && spec.format !== 'nocloud' && spec.format !== 'configdrive')
-    issues.push({ path: 'format', message: `unknown seed format '${String(spec.format)}'`, hint: 'use nocloud or configdrive' });
+  if (spec.format !== undefined && spec.format !== 'nocloud' && spec.format !== 'configdrive' && spec.format !== 'cernvm')
+    issues.push({ path: 'format', message: `unknown seed format '${String(spec.format)}'`, hint: 'use nocloud, configdrive or cernvm' });
   if (typeof spec.instanceId !== 'string' || !INSTANCE_ID_RE.test(spec.instanceId))
     issues.push({ path: 'instanceId', message: `'${String(spec.instanceId)}' is not a valid instance id`, hint: 'letters, digits and . _ : -, at most 128, starting with a letter or digit' });
   if (spec.hostname !== undefined && !HOSTNAME_RE.test(spec.hostname))
@@ -150,6 +152,12 @@ export function seedFiles(spec: SeedSpec): { files: IsoFile[]; volumeId: string 
     return { files, volumeId: 'cidata' };
   }
   const keys = (spec.sshAuthorizedKeys ?? []).map((k) => k.trim());
+  if (format === 'cernvm') {
+    const c: CernvmContext = { instanceId: spec.instanceId, hostname: spec.hostname ?? spec.instanceId, keys, meta: extra, userData };
+    if (spec.networkConfig !== undefined) c.networkConfig = spec.networkConfig;
+    if (spec.vendorData !== undefined) c.vendorData = spec.vendorData;
+    return { files: cernvmFiles(c), volumeId: CERNVM_VOLUME_ID };
+  }
   const publicKeys: Record<string, string> = {};
   keys.forEach((k, i) => (publicKeys[i === 0 ? 'kumo' : `kumo-${i}`] = k));
   const hostname = spec.hostname ?? spec.instanceId;

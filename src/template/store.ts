@@ -38,7 +38,7 @@ export interface TemplateKey {
   memoryMiB: number;
   diskBytes: number;
   firmware: 'bios' | 'uefi';
-  seedFormat: 'nocloud' | 'configdrive';
+  seedFormat: 'nocloud' | 'configdrive' | 'cernvm';
   user: string;
   /** The login public key (its `type base64` part). */
   loginKey: string;

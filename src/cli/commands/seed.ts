@@ -14,7 +14,7 @@ const create: CommandDef = {
     'multipart becomes part of a MIME multipart. See docs/seeds.md.',
   options: {
     output: { type: 'string', short: 'o', required: true, description: 'the ISO file to write (replaced atomically)', placeholder: 'FILE' },
-    format: { type: 'string', description: 'seed layout (default nocloud)', placeholder: 'FORMAT', choices: ['nocloud', 'configdrive'] },
+    format: { type: 'string', description: 'seed layout (default nocloud)', placeholder: 'FORMAT', choices: ['nocloud', 'configdrive', 'cernvm'] },
     'user-data': { type: 'string', description: 'your user-data: #cloud-config, a script, #include or MIME multipart', placeholder: 'FILE' },
     'meta-data': { type: 'string', description: 'extra meta-data keys (a YAML or JSON mapping)', placeholder: 'FILE' },
     'network-config': { type: 'string', description: 'network config (nocloud: v1/v2 YAML; configdrive: network_data.json)', placeholder: 'FILE' },
@@ -57,7 +57,7 @@ const create: CommandDef = {
     const fromMeta = typeof metaData['instance-id'] === 'string' ? (metaData['instance-id'] as string) : undefined;
     const instanceId = optString(args, 'instance-id') ?? fromMeta ?? `i-${randomUUID()}`;
     const spec: import('../../seed/index.js').SeedSpec = {
-      format: (optString(args, 'format') as 'nocloud' | 'configdrive' | undefined) ?? 'nocloud',
+      format: (optString(args, 'format') as 'nocloud' | 'configdrive' | 'cernvm' | undefined) ?? 'nocloud',
       instanceId,
       sshAuthorizedKeys: keys,
       metaData,

@@ -174,7 +174,7 @@ test('usage lines come from the option tables (launch shows --spec, --firmware, 
   const r = await kumo(['help', 'launch']);
   assert.equal(r.code, 0);
   const usage = r.stdout.slice(0, r.stdout.indexOf('\n\n'));
-  for (const w of ['--spec FILE', '--firmware bios|uefi', '--seed-format nocloud|configdrive', '--user USER', '--keep-on-failure', '--no-wait', '--timeout SEC'])
+  for (const w of ['--spec FILE', '--firmware bios|uefi', '--seed-format nocloud|configdrive|cernvm', '--user USER', '--keep-on-failure', '--no-wait', '--timeout SEC'])
     assert.ok(usage.includes(w), `${w} in:\n${usage}`);
   const e = await kumo(['exec', '--help']);
   assert.match(e.stdout, /^Usage: kumo exec NAME \[--\] CMD \[ARGS\.\.\.\]$/m);

@@ -111,7 +111,7 @@ test('every command shows every option of its table in its usage (launch: --spec
   for (const d of defs) walk(d, d.name);
   const launch = defs.find((d) => d.name === 'launch')!;
   const u = usageLine(launch, 'launch');
-  for (const w of ['[--spec FILE]', '[--firmware bios|uefi]', '[--seed-format nocloud|configdrive]', '[--user USER]', '[--keep-on-failure]', '[--no-wait]', '[--port [ADDR:]HOST:GUEST[/udp]]...'])
+  for (const w of ['[--spec FILE]', '[--firmware bios|uefi]', '[--seed-format nocloud|configdrive|cernvm]', '[--user USER]', '[--keep-on-failure]', '[--no-wait]', '[--port [ADDR:]HOST:GUEST[/udp]]...'])
     assert.ok(u.includes(w), `${w} in ${u}`);
   const create = defs.find((d) => d.name === 'create')!;
   for (const n of Object.keys(INSTANCE_OPTIONS)) assert.ok(create.options?.[n] && launch.options?.[n], `--${n} on create and launch`);

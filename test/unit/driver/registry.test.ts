@@ -9,13 +9,15 @@ import { pathsFor } from '../../../src/config/paths.js';
 test('registerBuiltinDrivers registers qemu and libvirt with their checks and spec fields; idempotent', async () => {
   registerBuiltinDrivers();
   registerBuiltinDrivers();
-  assert.deepEqual(BUILTIN_BACKENDS.map((b) => b.name), ['qemu', 'libvirt']);
-  for (const n of ['qemu', 'libvirt']) assert.ok(driverNames().includes(n), n);
+  assert.deepEqual(BUILTIN_BACKENDS.map((b) => b.name), ['qemu', 'libvirt', 'virtualbox']);
+  for (const n of ['qemu', 'libvirt', 'virtualbox']) assert.ok(driverNames().includes(n), n);
   assert.equal(driverNames().filter((n) => n === 'libvirt').length, 1);
   for (const b of driverBackends().filter((x) => BUILTIN_BACKENDS.includes(x))) assert.equal(typeof b.checks, 'function', `${b.name} has checks`);
   // The libvirt backend's fields reach the spec validator through config's own table.
   assert.deepEqual(Object.keys(driverOptionTable().libvirt ?? {}).sort(), ['connect', 'network', 'pool']);
   assert.equal(driverOptionTable().qemu, undefined);
+  assert.deepEqual(Object.keys(driverOptionTable().virtualbox ?? {}).sort(), ['ostype', 'vrdePort']);
+  assert.equal((await getDriver('virtualbox')).name, 'virtualbox');
   assert.equal((await getDriver('libvirt')).name, 'libvirt');
   assert.equal(await getDriver('qemu'), await getDriver('qemu'), 'one driver object per backend');
 });
