@@ -119,7 +119,7 @@ export function parseMountInput(v: unknown, cwd: string = process.cwd()): MountS
 }
 
 /** Check the spec's `mounts` list; issues carry their field path. Returns the mounts (possibly empty). */
-export function mountsFrom(input: unknown, cwd: string, issues: ValidationIssue[]): MountSpec[] {
+export function mountsFrom(input: unknown, cwd: string, issues: ValidationIssue[], user?: string): MountSpec[] {
   if (input === undefined) return [];
   if (!Array.isArray(input)) {
     issues.push({ path: 'mounts', message: 'must be a list', hint: MOUNT_HINT });
@@ -131,7 +131,9 @@ export function mountsFrom(input: unknown, cwd: string, issues: ValidationIssue[
     const r = parseMountInput(m, cwd);
     if (typeof r === 'string') return issues.push({ path: `mounts[${i}]`, message: r, hint: MOUNT_HINT });
     const twin = out.findIndex((o) => o.guest === r.guest);
-    if (twin >= 0) return issues.push({ path: `mounts[${i}]`, message: `the guest path ${r.guest} is given twice (mounts[${twin}] too)`, hint: 'give each mount its own GUEST_DIR' });
+    if (twin >= 0) return issues.push({ path: `mounts[${i}]`, message: `the guest path ${r.guest} is given twice`, hint: 'give each mount its own GUEST_DIR' });
+    if (user !== undefined && r.guest === `/home/${user}`)
+      return issues.push({ path: `mounts[${i}]`, message: `the guest path ${r.guest} is the home of the guest user '${user}' (its ssh keys live there)`, hint: `mount it elsewhere, e.g. HOST_DIR:/home/${user}/share` });
     out.push(r);
   });
   return out;

@@ -458,10 +458,7 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
     else ttlSec = parseDuration(input.ttl)!;
   }
 
-  const mounts = mountsFrom(input.mounts, cwd, issues);
-  mounts.forEach((m, i) => {
-    if (m.guest === `/home/${user}`) issues.push({ path: `mounts[${i}]`, message: `the guest path ${m.guest} is the home of the guest user '${user}' (its ssh keys live there)`, hint: 'mount it elsewhere, e.g. HOST_DIR:/home/' + user + '/share' });
-  });
+  const mounts = mountsFrom(input.mounts, cwd, issues, user);
   const mountType = mountTypeFrom(input.mountType, issues);
   if (input.mountType !== undefined && !mounts.length && input.mounts === undefined) issues.push({ path: 'mountType', message: 'is given without mounts', hint: 'add --mount HOST_DIR[:GUEST_DIR], or leave --mount-type out' });
 
