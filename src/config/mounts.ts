@@ -182,9 +182,9 @@ export function mountTag(i: number): string {
   return `kumo${i}`;
 }
 
-/** Tags given, and transports decided by `pick` (the driver's choice for the mounts left to it). */
+/** Tags given, and transports decided by `pick` (the driver: the mount's own `type` checked, the others chosen). */
 export function resolveMounts(mounts: readonly MountSpec[], pick: (m: MountSpec, i: number) => MountType): ResolvedMount[] {
-  return mounts.map((m, i) => ({ tag: mountTag(i), host: m.host, guest: m.guest, readOnly: m.readOnly, type: m.type ?? pick(m, i) }));
+  return mounts.map((m, i) => ({ tag: mountTag(i), host: m.host, guest: m.guest, readOnly: m.readOnly, type: pick(m, i) }));
 }
 
 /** A stored mount as read back from instance.json: checked again (a damaged or hand-edited record must not reach an argv). */

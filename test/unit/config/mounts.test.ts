@@ -86,7 +86,7 @@ test('mount sources: a missing host folder and a file are refused (both at once)
 });
 
 test('mount tags and stored mounts: kumo0.., the choice kept; a damaged stored mount is named', () => {
-  const r = resolveMounts([{ host: '/a', guest: '/a', readOnly: false }, { host: '/b', guest: '/b', readOnly: true, type: '9p' }], () => 'virtiofs');
+  const r = resolveMounts([{ host: '/a', guest: '/a', readOnly: false }, { host: '/b', guest: '/b', readOnly: true, type: '9p' }], (m) => m.type ?? 'virtiofs');
   assert.deepEqual(r, [
     { tag: 'kumo0', host: '/a', guest: '/a', readOnly: false, type: 'virtiofs' },
     { tag: 'kumo1', host: '/b', guest: '/b', readOnly: true, type: '9p' },
