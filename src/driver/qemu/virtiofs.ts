@@ -14,8 +14,9 @@
  * groups and sets up namespaces); run unprivileged it exits at once. `planMounts` probes it once
  * per process (a real start on a scratch folder) and, for mounts left to it, falls back to 9p
  * with a warning; a mount that asks for virtiofs gets a typed error with the fix instead.
- * virtiofsd of QEMU 7.2 has no read-only mode, so a read-only mount left to kumo goes over 9p,
- * where QEMU itself refuses writes (`readonly=on`); virtiofs with :ro is read-only in the guest only.
+ * virtiofsd of QEMU 7.2 has no read-only mode: a read-only virtiofs mount is mounted ro by the
+ * guest (root there could remount it); 9p (`readonly=on`) makes QEMU itself refuse writes, but
+ * needs a guest kernel with 9p, which Debian's cloud kernel (linux-image-cloud-amd64) lacks.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
@@ -276,7 +277,7 @@ export async function planQemuMounts(paths: KumoPaths, mounts: readonly MountSpe
   const em = new Emitter(o.onEvent);
   const wanted = (m: MountSpec): MountType | undefined => m.type ?? (o.type === 'auto' ? undefined : o.type);
   let unavailable: KumoError | undefined;
-  if (mounts.some((m) => wanted(m) === 'virtiofs' || (wanted(m) === undefined && !m.readOnly))) {
+  if (mounts.some((m) => wanted(m) !== '9p')) {
     const found = await findVirtiofsd();
     if (!found.path) unavailable = new VirtiofsdMissingError(found.looked);
     else {
@@ -285,23 +286,25 @@ export async function planQemuMounts(paths: KumoPaths, mounts: readonly MountSpe
     }
   }
   let warned = false;
+  const roNote = (m: MountSpec) =>
+    em.info(`${m.host} -> ${m.guest}: read-only in the guest (mounted ro); QEMU 7.2's virtiofsd cannot refuse writes itself, so root in the guest could remount it: --mount-type 9p makes QEMU refuse them (guest kernels with 9p)`);
   return resolveMounts(mounts, (m) => {
     const w = wanted(m);
     if (w === 'virtiofs') {
       if (unavailable) throw unavailable;
       if (m.host.includes(',')) throw new KumoError('VIRTIOFS_UNAVAILABLE', 'environment', `virtiofsd cannot share ${m.host}: its options cannot carry a ',' in a path`, { hint: 'use --mount-type 9p for this folder, or rename it' });
-      if (m.readOnly) em.warn(`${m.host} -> ${m.guest}: virtiofsd cannot refuse writes itself; the folder is read-only inside the guest only (9p makes QEMU refuse them: --mount-type 9p)`);
+      if (m.readOnly) roNote(m);
       return 'virtiofs';
     }
     if (w === '9p') return '9p';
     // left to kumo
-    if (m.readOnly) return '9p'; // QEMU refuses the writes itself (virtiofsd of QEMU 7.2 has no read-only mode)
     if (m.host.includes(',')) return '9p';
     if (unavailable) {
-      if (!warned) em.warn(`shared folders go over 9p: ${unavailable.message} (${unavailable.hint ?? ''})`);
+      if (!warned) em.warn(`shared folders go over 9p: ${unavailable.message} (${unavailable.hint ?? ''}); the guest kernel needs 9p (Debian's cloud kernel has none)`);
       warned = true;
       return '9p';
     }
+    if (m.readOnly) roNote(m);
     return 'virtiofs';
   });
 }

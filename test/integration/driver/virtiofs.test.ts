@@ -138,7 +138,7 @@ test('a virtiofsd record whose pid is now another program is never signalled; a 
   }
 });
 
-test('planMounts: virtiofs where virtiofsd runs (root here), 9p for read-only; missing or refusing virtiofsd: 9p with a warning, or a typed error when virtiofs is asked for', async () => {
+test('planMounts: virtiofs where virtiofsd runs (root here), read-only too; missing or refusing virtiofsd: 9p with a warning, or a typed error when virtiofs is asked for', async () => {
   const a = await share('p');
   const paths = pathsFor(root);
   await mkdir(paths.tmp, { recursive: true });
@@ -147,7 +147,8 @@ test('planMounts: virtiofs where virtiofsd runs (root here), 9p for read-only; m
     delete process.env.KUMO_VIRTIOFSD;
     forgetVirtiofsdProbe();
     const plan = await drv.planMounts(paths, [{ host: a, guest: '/p', readOnly: false }, { host: a, guest: '/r', readOnly: true }], { type: 'auto' });
-    assert.deepEqual(plan.map((m) => [m.tag, m.type]), [['kumo0', process.getuid?.() === 0 ? 'virtiofs' : '9p'], ['kumo1', '9p']]);
+    const best = process.getuid?.() === 0 ? 'virtiofs' : '9p';
+    assert.deepEqual(plan.map((m) => [m.tag, m.type]), [['kumo0', best], ['kumo1', best]]);
 
     process.env.KUMO_VIRTIOFSD = join(root, 'no-such-virtiofsd');
     forgetVirtiofsdProbe();
