@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   }
   try {
     const t0 = Date.now();
-    kumo(home, ['launch', testImagePath(), '--name', name, '--cpus', '2', '--memory', '1G', '--mount', `${share}:/share`, '--mount-type', mountType, '--timeout', '900']);
+    kumo(home, ['launch', testImagePath(), '--name', name, '--cpus', '2', '--memory', '1G', '--mount', `${share}:/share`, '--mount-type', mountType, '--timeout', '1800']);
     console.log(`booted in ${Math.round((Date.now() - t0) / 1000)} s`);
     const vm = await getInstance(name, { home });
     const rec = await vm.record();
