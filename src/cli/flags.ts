@@ -23,6 +23,8 @@ export const INSTANCE_OPTIONS: Record<string, OptionSpec> = {
   pool: { type: 'string', description: 'libvirt only: storage pool for the disk and seed volumes (needed for a remote URI)', placeholder: 'NAME' },
   network: { type: 'string', description: 'libvirt only: user (default, ports forwarded), network:NAME (a libvirt network, address from DHCP) or bridge:NAME', placeholder: 'NET' },
   user: { type: 'string', description: 'login user made in the guest (default kumo)', placeholder: 'USER' },
+  mount: { type: 'string', multiple: true, description: 'share a host folder with the guest (GUEST_DIR default: the same path; :ro read-only)', placeholder: 'HOST_DIR[:GUEST_DIR][:ro]' },
+  'mount-type': { type: 'string', description: 'how shared folders reach the guest: auto (default: virtiofs where virtiofsd runs, else 9p), virtiofs or 9p', choices: ['auto', 'virtiofs', '9p'], placeholder: 'TYPE' },
 };
 
 /** `--wait` / `--no-wait`: wait until ssh and cloud-init are ready (the default). */
@@ -58,6 +60,7 @@ const SPEC_FIELDS: readonly (readonly [flag: string, field: string])[] = [
   ['network', 'network'],
   ['user', 'user'],
   ['timeout', 'timeout'],
+  ['mount-type', 'mountType'],
 ];
 
 /** The instance spec input from the IMAGE argument and the INSTANCE_OPTIONS flags, over `base` (a --spec file). */
@@ -77,6 +80,8 @@ export function specInput(args: ParsedArgs, base: Record<string, unknown>): Reco
   (o as Record<symbol, unknown>)[Symbol.for('kumo.spec.explicitFields')] = explicit;
   const ports = optList(args, 'port');
   if (ports.length) o.ports = [...((base.ports as unknown[]) ?? []), ...ports];
+  const mounts = optList(args, 'mount');
+  if (mounts.length) o.mounts = [...(Array.isArray(base.mounts) ? (base.mounts as unknown[]) : []), ...mounts];
   return o;
 }
 

@@ -61,3 +61,20 @@ export function instanceFilesIn(dir: string): InstanceFiles {
     vboxRecord: join(dir, 'vbox.json'),
   };
 }
+
+/** QEMU driver: the files of the virtiofsd serving one shared folder (by its tag, config/mounts.ts). */
+export interface VirtiofsdFiles {
+  /** The vhost-user socket QEMU connects to. */
+  socket: string;
+  /** kumo's record of the virtiofsd process (pid, boot id, start time). */
+  pid: string;
+  /** virtiofsd's own output. */
+  log: string;
+}
+
+/** The names of a virtiofsd's files are `virtiofsd-TAG.*`; this finds the tag in a pid file's name. */
+export const VIRTIOFSD_PID_RE = /^virtiofsd-(kumo\d{1,2})\.pid$/;
+
+export function virtiofsdFilesIn(dir: string, tag: string): VirtiofsdFiles {
+  return { socket: join(dir, `virtiofsd-${tag}.sock`), pid: join(dir, `virtiofsd-${tag}.pid`), log: join(dir, `virtiofsd-${tag}.log`) };
+}

@@ -14,6 +14,7 @@ import { INSTANCE_NAME_MAX, INSTANCE_NAME_RE, USER_NAME_RE } from '../core/names
 import { CORE_FIELDS, DEFAULTS, LIMITS, SCHEMA_KEY } from './spec.js';
 import { LABEL_KEY_RE, LABEL_LIMITS, LABEL_RULE, LABEL_VALUE_RE, TTL_MAX_SEC } from './labels.js';
 import type { DriverOptionTable } from './driver-options.js';
+import { MOUNTS_MAX } from './mounts.js';
 
 /** A JSON Schema (draft-07) document or subschema. */
 export type JsonSchema = boolean | { readonly [keyword: string]: unknown };
@@ -159,6 +160,33 @@ const CORE_FIELD_SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     description: 'bios unless the image only boots with UEFI.',
     enum: ['bios', 'uefi'],
     default: 'bios',
+  },
+  mounts: {
+    description: `Shared host folders (relative to the spec file): "HOST_DIR[:GUEST_DIR][:ro]" or objects; the guest path defaults to the host path. At most ${MOUNTS_MAX}.`,
+    type: 'array',
+    maxItems: MOUNTS_MAX,
+    items: {
+      oneOf: [
+        { type: 'string', pattern: '^[^:]+(:/[^:]*)?(:(ro|rw))?$', examples: ['~/src', '~/src:/src', '/data:/data:ro'] },
+        {
+          type: 'object',
+          properties: {
+            host: { type: 'string', minLength: 1, description: 'The host folder.' },
+            guest: { type: 'string', pattern: '^/', description: 'Where the guest mounts it (absolute; default: the host path).' },
+            readOnly: { type: 'boolean', description: 'Read-only in the guest.' },
+            ro: { type: 'boolean', description: 'Same as readOnly.' },
+            type: { enum: ['virtiofs', '9p'], description: 'The transport of this mount (default: mountType).' },
+          },
+          required: ['host'],
+          additionalProperties: false,
+        },
+      ],
+    },
+  },
+  mountType: {
+    description: 'How the shared folders reach the guest: auto (virtiofs where virtiofsd runs, else 9p with a warning), virtiofs or 9p.',
+    enum: ['auto', 'virtiofs', '9p'],
+    default: 'auto',
   },
 };
 

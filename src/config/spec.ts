@@ -34,6 +34,7 @@ import { isUserDataContent, USER_DATA_HINT, userDataProblem } from '../core/user
 import type { PortForward } from './port-forward.js';
 import { driverOptionTable, type DriverOptionTable } from './driver-options.js';
 import { labelsIssues, LABEL_RULE, parseDuration, ttlProblem, TTL_HINT, type Labels } from './labels.js';
+import { mountsFrom, mountTypeFrom, rebaseMounts, type MountInput, type MountSpec, type MountTypeChoice } from './mounts.js';
 
 export const DEFAULTS = {
   image: 'debian-12',
@@ -121,6 +122,10 @@ export interface InstanceSpecInput {
   labels?: Readonly<Record<string, string>>;
   /** Time to live from its creation: seconds, or "90s", "10m", "1h30m"; then it is powered off and deleted. */
   ttl?: number | string;
+  /** Shared host folders: "HOST_DIR[:GUEST_DIR][:ro]" or objects (the guest path defaults to the host path). */
+  mounts?: readonly (string | MountInput)[];
+  /** How the shared folders reach the guest: auto (virtiofs where it runs, else 9p), virtiofs or 9p. */
+  mountType?: MountTypeChoice;
 }
 
 /** The libvirt driver's options as the spec carries them (fields connect, pool, network; docs/libvirt.md). */
@@ -169,6 +174,10 @@ export interface InstanceSpec {
   labels?: Labels;
   /** Time to live in seconds, from creation. */
   ttlSec?: number;
+  /** Shared host folders (validated; the host folders are checked at create). */
+  mounts?: MountSpec[];
+  /** The transport for mounts without their own `type` (default auto). */
+  mountType?: MountTypeChoice;
 }
 
 /** The driver whose option field this is (for messages): field -> driver. */
@@ -177,7 +186,7 @@ function fieldDriver(field: string, fields: DriverOptionTable): string | undefin
   return undefined;
 }
 
-export const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware', 'labels', 'ttl'];
+export const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware', 'labels', 'ttl', 'mounts', 'mountType'];
 
 /** The key by which a spec file names its JSON Schema (for editors); validation ignores its value. */
 export const SCHEMA_KEY = '$schema';
@@ -275,6 +284,7 @@ export async function loadSpecFile(path: string): Promise<UntypedSpecInput> {
   const o: Record<string, unknown> = { ...(doc as Record<string, unknown>) };
   const base = resolve(path, '..');
   for (const k of ['userData', 'sshKey'] as const) if (typeof o[k] === 'string' && !(o[k] as string).startsWith('/') && !(o[k] as string).startsWith('~')) o[k] = resolve(base, o[k] as string);
+  if (o.mounts !== undefined) o.mounts = rebaseMounts(o.mounts, base);
   return o;
 }
 
@@ -448,6 +458,10 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
     else ttlSec = parseDuration(input.ttl)!;
   }
 
+  const mounts = mountsFrom(input.mounts, cwd, issues, user);
+  const mountType = mountTypeFrom(input.mountType, issues);
+  if (input.mountType !== undefined && !mounts.length && input.mounts === undefined) issues.push({ path: 'mountType', message: 'is given without mounts', hint: 'add --mount HOST_DIR[:GUEST_DIR], or leave --mount-type out' });
+
   if (issues.length) throw new ValidationError('invalid instance spec', issues);
   return {
     name,
@@ -468,6 +482,8 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
     ...(driverOptions ? { driverOptions } : {}),
     ...(labels ? { labels } : {}),
     ...(ttlSec !== undefined ? { ttlSec } : {}),
+    ...(mounts.length ? { mounts } : {}),
+    ...(mounts.length && mountType !== 'auto' ? { mountType } : {}),
   };
 }
 

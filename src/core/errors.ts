@@ -395,6 +395,12 @@ export const ERROR_CODES = {
   PROXY_ERROR: { kind: 'external', meaning: 'the download proxy refused the connection, asked for credentials (407) or refused the CONNECT tunnel (ProxyError)' },
   PROXY_INVALID: { kind: 'invalid', otherKinds: ['unsupported'], meaning: 'HTTPS_PROXY / HTTP_PROXY is not an http:// proxy URL' },
   SCHEMA_NOT_FOUND: { kind: 'not-found', meaning: 'kumo schema was asked for a schema it does not have' },
+  // shared folders (--mount)
+  MOUNT_SOURCE_MISSING: { kind: 'invalid', meaning: "a shared folder of an instance is gone from the host since it was created" },
+  VIRTIOFSD_MISSING: { kind: 'environment', meaning: 'virtiofs was asked for and virtiofsd is not installed' },
+  VIRTIOFS_UNAVAILABLE: { kind: 'environment', meaning: 'virtiofs was asked for and virtiofsd cannot run here (QEMU 7.2\'s needs root) or cannot share that folder' },
+  VIRTIOFSD_FAILED: { kind: 'external', meaning: "the virtiofsd of a shared folder did not start (its log is in the instance folder)" },
+  MOUNTS_NOT_SAVABLE: { kind: 'unsupported', meaning: 'QEMU cannot save (suspend) a machine with shared folders' },
 } as const satisfies Record<string, { kind: ErrorKind; otherKinds?: readonly ErrorKind[]; meaning: string }>;
 
 /** A code of the table. */

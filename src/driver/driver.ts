@@ -22,6 +22,7 @@ import { UnsupportedError } from '../core/errors.js';
 import type { KumoPaths } from '../config/paths.js';
 import type { DriverOptionFields } from '../config/driver-options.js';
 import type { PortForward } from '../config/port-forward.js';
+import type { MountSpec, MountTypeChoice, ResolvedMount } from '../config/mounts.js';
 import type { EventSink } from '../events/events.js';
 import type { HostCheck } from './shared/checks.js';
 
@@ -71,6 +72,8 @@ export interface InstanceRuntime {
   vmgenid?: string;
   /** Start by restoring this saved state instead of booting (a clone of a template, a suspended instance). */
   restore?: RestoreSpec;
+  /** Shared host folders (transport decided at create by the driver's `planMounts`). */
+  mounts?: ResolvedMount[];
 }
 
 /** A saved machine state to start from. */
@@ -212,6 +215,16 @@ export interface SuspendCapability {
   discardSavedState?(rt: InstanceRuntime): Promise<void>;
 }
 
+export interface MountsCapability {
+  /**
+   * Decide how each shared folder reaches the guest on this host, at create: a mount with its own
+   * `type`, or `o.type` when that is not auto, must be able to run here (else a typed error with
+   * the fix); the others get the best transport that runs here, with a warning event when that is
+   * not the first choice. Does not start anything.
+   */
+  planMounts(paths: KumoPaths, mounts: readonly MountSpec[], o: { type: MountTypeChoice; onEvent?: EventSink }): Promise<ResolvedMount[]>;
+}
+
 export interface TemplatesCapability {
   /**
    * What a template made by this backend on this host needs, to tell later whether a clone can
@@ -308,7 +321,8 @@ export type Driver = DriverCore &
   Partial<DesyncCapability> &
   Partial<SuspendCapability> &
   Partial<TemplatesCapability> &
-  Partial<CloneCapability>;
+  Partial<CloneCapability> &
+  Partial<MountsCapability>;
 
 type CapabilityMethods = {
   ports: PortsCapability;
@@ -319,6 +333,7 @@ type CapabilityMethods = {
   suspend: SuspendCapability;
   templates: TemplatesCapability;
   clone: CloneCapability;
+  mounts: MountsCapability;
 };
 
 const CAPABILITY_METHOD: { [K in keyof CapabilityMethods]: keyof CapabilityMethods[K] } = {
@@ -330,6 +345,7 @@ const CAPABILITY_METHOD: { [K in keyof CapabilityMethods]: keyof CapabilityMetho
   suspend: 'saveState',
   templates: 'templateHost',
   clone: 'cloneMachine',
+  mounts: 'planMounts',
 };
 
 /** Whether a driver implements a capability group. */

@@ -83,6 +83,8 @@ export async function cloneInstance(paths: KumoPaths, src: string, name: string,
     seedFormat: rec.seedFormat,
     firmware: rec.firmware,
     userDataText: CLONE_USER_DATA,
+    // the clone shares the folders its source shares, over the same transports
+    ...(rec.mounts?.length ? { mounts: rec.mounts.map((m) => ({ host: m.host, guest: m.guest, readOnly: m.readOnly, type: m.type })) } : {}),
     // the clone lives where its source lives (libvirt URI, pool, network)
     ...Object.fromEntries(['connect', 'pool', 'network'].filter((k) => rec.driverOptions?.[k] !== undefined).map((k) => [k, rec.driverOptions![k]])),
   };

@@ -6,12 +6,13 @@ import { mkdir, rm } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import type { KumoPaths } from '../config/paths.js';
 import { validateSpec, type InstanceSpec, type InstanceSpecInput, type DriverOptions } from '../config/spec.js';
+import { checkMountSources, type ResolvedMount } from '../config/mounts.js';
 import { loadUserData } from '../seed/userdata.js';
 import { ConflictError, ValidationError } from '../core/errors.js';
 import { exists, writeFileAtomic } from '../core/fs.js';
 import { lockHolder } from '../core/lock.js';
 import { Emitter, type EventSink } from '../events/events.js';
-import { driverNames, getDriver, macFor, portFree, PortInUseError } from '../driver/index.js';
+import { driverNames, getDriver, macFor, portFree, PortInUseError, requireCapability } from '../driver/index.js';
 import { ensureDefaultKey, generateHostKey, userKey, writeKnownHosts } from '../guest/keys.js';
 import { ensureImage, withStoredImage } from '../image/index.js';
 import { qemuImg } from '../disk/index.js';
@@ -73,6 +74,12 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
   // The driver's settings as instance.json keeps them (defaults that depend on the environment pinned now).
   const driverOptions = driver.resolveOptions ? driver.resolveOptions(spec.driverOptions) : spec.driverOptions;
   await driver.check(paths, driverOptions, { cpus: spec.cpus, memoryMiB: spec.memoryMiB });
+  // Shared folders: the host folders exist, and the driver says how each reaches the guest here.
+  let mounts: ResolvedMount[] | undefined;
+  if (spec.mounts?.length) {
+    const sources = await checkMountSources(spec.mounts);
+    mounts = await requireCapability(driver, 'mounts', 'share host folders (--mount) yet').planMounts(paths, sources, { type: spec.mountType ?? 'auto', ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) });
+  }
   const image = opts.image ?? (await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, opts)));
   if (spec.diskBytes !== undefined && image.virtualSize !== undefined && spec.diskBytes < image.virtualSize) {
     throw new ValidationError('invalid instance spec', [
@@ -112,6 +119,8 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
           sshAuthorizedKeys: [key.publicKey],
           hostKeys: [hostKey],
           ...(userData !== undefined ? { userData } : {}),
+          ...(mounts ? { mounts: mounts.map((m) => ({ tag: m.tag, guest: m.guest, type: m.type, readOnly: m.readOnly })) } : {}),
+          ...(mounts && guestUidForMounts() !== undefined ? { userUid: guestUidForMounts()! } : {}),
         },
         files.seed,
       ),
@@ -139,6 +148,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       ...(spec.labels ? { labels: spec.labels } : {}),
       ...(spec.ttlSec !== undefined ? { expiresAt: new Date(createdAt + spec.ttlSec * 1000).toISOString() } : {}),
       ...(userData !== undefined ? { userDataDigest: userDataDigest(userData) } : {}),
+      ...(mounts ? { mounts } : {}),
     };
     const full: InstanceRecord = opts.extra ? { ...rec, ...opts.extra(rec) } : rec;
     // The record is written last: it is the "complete" marker.
@@ -149,6 +159,16 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
     await rm(files.dir, { recursive: true, force: true }).catch(() => {});
     throw e;
   }
+}
+
+/**
+ * The guest account's uid for an instance with shared folders: the uid of the host user running
+ * kumo (as Lima does), so the guest user may write where the host user may, and what it makes is
+ * the host user's. Not for root or system accounts (the guest's own uid 1000 stays then).
+ */
+export function guestUidForMounts(): number | undefined {
+  const uid = process.getuid?.();
+  return uid !== undefined && uid >= 1000 && uid <= 59999 ? uid : undefined;
 }
 
 /** The digest kept in the record of the user-data an instance was made with. */

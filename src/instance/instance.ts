@@ -272,7 +272,8 @@ async function createForLaunch(paths: KumoPaths, input: InstanceSpecInput, o: Op
   const em = new Emitter(o.onEvent);
   const spec = validateSpec(input, { ...(o.cwd ? { cwd: o.cwd } : {}), drivers: driverNames() });
   const driver = await getDriver(spec.driver);
-  if (o.cold || templateIneligible(spec, driver)) {
+  // shared folders: virtiofs needs its own shared memory and QEMU cannot save such a machine, so no template
+  if (o.cold || templateIneligible(spec, driver) || spec.mounts?.length) {
     if (o.cold) em.info(`${spec.name}: booting (--cold)`);
     return createInstance(paths, spec, o);
   }

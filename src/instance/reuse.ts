@@ -2,6 +2,7 @@
  * `launch({ reuse: true, name })`: what differs between an existing instance and the spec asked
  * for (a pure comparison of its record with the validated spec), and the typed error that lists it.
  */
+import { realpathSync } from 'node:fs';
 import type { InstanceSpec } from '../config/spec.js';
 import { ConflictError } from '../core/errors.js';
 import type { PortForward } from '../driver/driver.js';
@@ -56,11 +57,23 @@ export function specDifferences(rec: InstanceRecord, spec: InstanceSpec, userDat
     if (rec.userDataDigest !== userDataDigest) d.push({ field: 'userData', have: rec.userDataDigest ? `sha256 ${rec.userDataDigest.slice(0, 12)}` : '(none)', want: userDataDigest ? `sha256 ${userDataDigest.slice(0, 12)}` : '(none)' });
   } else if (rec.userDataSource !== (spec.userDataPath ?? '(inline)')) cmp('userData', rec.userDataSource, spec.userDataPath ?? '(inline)');
   if (sortedJson(rec.labels) !== sortedJson(spec.labels)) d.push({ field: 'labels', have: show(rec.labels ?? {}), want: show(spec.labels ?? {}) });
+  const mountText = (ms: readonly { host: string; guest: string; readOnly: boolean }[] | undefined) => (ms ?? []).map((m) => `${m.host}:${m.guest}${m.readOnly ? ':ro' : ''}`).join(', ') || '(none)';
+  // the host paths as given (the record keeps real paths: a symlinked folder compares by where it points)
+  if (mountText(rec.mounts) !== mountText(spec.mounts?.map((m) => ({ ...m, host: realHost(m.host) }))))
+    d.push({ field: 'mounts', have: mountText(rec.mounts), want: mountText(spec.mounts) });
   for (const [k, v] of Object.entries(spec.driverOptions ?? {})) {
     const have = rec.driverOptions?.[k];
     if (JSON.stringify(have) !== JSON.stringify(v)) d.push({ field: k, have: show(have), want: show(v) });
   }
   return d;
+}
+
+function realHost(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
 }
 
 export class InstanceSpecDiffersError extends ConflictError {

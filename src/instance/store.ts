@@ -12,6 +12,7 @@
  *     lock                 held by the command working on the instance
  */
 import type { DriverOptions } from '../config/spec.js';
+import { storedMountProblem, type ResolvedMount } from '../config/mounts.js';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KumoPaths } from '../config/paths.js';
@@ -90,6 +91,8 @@ export interface InstanceRecord {
   expiresAt?: string;
   /** sha256 of the user-data it was made with (launch's reuse compares it). */
   userDataDigest?: string;
+  /** Shared host folders, with the transport chosen at create (config/mounts.ts). */
+  mounts?: ResolvedMount[];
 }
 
 export type { InstanceFiles };
@@ -170,6 +173,13 @@ function recordProblems(r: unknown, name: string): string[] {
       want(`ports[${i}].guestPort`, p.guestPort, 'number');
     }
   });
+  if (o.mounts !== undefined) {
+    if (!Array.isArray(o.mounts)) out.push('mounts is not a list');
+    else o.mounts.forEach((m, i) => {
+      const why = storedMountProblem(m);
+      if (why) out.push(`mounts[${i}] ${why}`);
+    });
+  }
   return out;
 }
 
@@ -221,6 +231,7 @@ export function runtimeFor(paths: KumoPaths, rec: InstanceRecord): InstanceRunti
     firmware: rec.firmware,
     vmgenid: vmgenidFor(rec.instanceId),
     ...(rec.driverOptions ? { driverOptions: rec.driverOptions } : {}),
+    ...(rec.mounts?.length ? { mounts: rec.mounts } : {}),
     ...runConfig(rec),
   };
 }

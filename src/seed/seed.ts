@@ -42,9 +42,31 @@ export interface SeedSpec {
   networkConfig?: string;
   vendorData?: string;
   mtime?: Date;
+  /** Shared folders the guest mounts at boot. */
+  mounts?: SeedMount[];
+  /** The uid of kumo's account in the guest (shared folders: the host user's, so the guest user owns what the host user owns). */
+  userUid?: number;
   /** Names used in error messages for userData / networkConfig (e.g. the file they came from). */
   userDataSource?: string;
   networkConfigSource?: string;
+}
+
+/** A shared folder the guest mounts at boot (cloud-config `mounts:`, one /etc/fstab line each). */
+export interface SeedMount {
+  /** The device tag (virtiofs tag or 9p mount_tag). */
+  tag: string;
+  /** Absolute guest path, without blanks (config/mounts.ts checks it). */
+  guest: string;
+  type: 'virtiofs' | '9p';
+  readOnly: boolean;
+}
+
+/** The fstab options of a shared folder: never holds up the boot (nofail), read-only when asked. */
+export function seedMountEntry(m: SeedMount): string[] {
+  const opts = m.type === 'virtiofs' ? ['defaults'] : ['trans=virtio', 'version=9p2000.L', 'msize=262144', 'cache=mmap'];
+  opts.push('nofail');
+  if (m.readOnly) opts.push('ro');
+  return [m.tag, m.guest, m.type, opts.join(','), '0', '0'];
 }
 
 export const DEFAULT_SEED_USER = 'kumo';
@@ -76,6 +98,13 @@ export function validateSeedSpec(spec: SeedSpec): void {
   });
   if (spec.metaData !== undefined && (typeof spec.metaData !== 'object' || spec.metaData === null || Array.isArray(spec.metaData)))
     issues.push({ path: 'metaData', message: 'meta-data must be a mapping of keys' });
+  (spec.mounts ?? []).forEach((m, i) => {
+    if (typeof m.tag !== 'string' || !/^[A-Za-z0-9_-]{1,31}$/.test(m.tag)) issues.push({ path: `mounts[${i}].tag`, message: `'${String(m.tag)}' is not a mount tag`, hint: 'letters, digits, _ and -, at most 31' });
+    if (typeof m.guest !== 'string' || !/^\/[^\s\0]*$/.test(m.guest)) issues.push({ path: `mounts[${i}].guest`, message: `'${String(m.guest)}' is not an absolute path without blanks`, hint: 'e.g. /src' });
+    if (m.type !== 'virtiofs' && m.type !== '9p') issues.push({ path: `mounts[${i}].type`, message: `unknown mount type '${String(m.type)}'`, hint: 'virtiofs or 9p' });
+  });
+  if (spec.userUid !== undefined && (!Number.isInteger(spec.userUid) || spec.userUid < 1000 || spec.userUid > 59999))
+    issues.push({ path: 'userUid', message: `${spec.userUid} is not a uid for a login account`, hint: '1000-59999' });
   if (spec.mtime !== undefined && (!(spec.mtime instanceof Date) || Number.isNaN(spec.mtime.getTime())))
     issues.push({ path: 'mtime', message: 'not a valid date' });
   if (issues.length) throw new ValidationError('seed', issues);
@@ -92,6 +121,7 @@ export function kumoCloudConfig(spec: SeedSpec): Record<string, unknown> {
   };
   const keys = (spec.sshAuthorizedKeys ?? []).map((k) => k.trim());
   if (keys.length) user.ssh_authorized_keys = keys;
+  if (spec.userUid !== undefined) user.uid = spec.userUid;
   const cc: Record<string, unknown> = {};
   if (spec.hostname) {
     cc.hostname = spec.hostname.split('.')[0];
@@ -111,6 +141,7 @@ export function kumoCloudConfig(spec: SeedSpec): Record<string, unknown> {
     // them 0644, and tools that read them as a user need that. Fixed once cloud-init wrote them.
     cc.runcmd = spec.hostKeys.map((k) => ['chmod', '0644', `/etc/ssh/ssh_host_${k.type}_key.pub`]);
   }
+  if (spec.mounts?.length) cc.mounts = spec.mounts.map(seedMountEntry);
   return cc;
 }
 

@@ -8,8 +8,9 @@
  *
  * 2. The user's data is a `#cloud-config` document: it is parsed (invalid YAML is refused with its
  *    line and column; a document that is not a mapping is refused) and merged into ONE document:
- *    - list keys `users`, `groups`, `runcmd`, `bootcmd`, `write_files`, `packages`, `snap.commands`
- *      and `ssh_authorized_keys`: kumo's items first, then the user's (exact duplicates dropped);
+ *    - list keys `users`, `groups`, `runcmd`, `bootcmd`, `write_files`, `packages`, `snap.commands`,
+ *      `ssh_authorized_keys` and `mounts` (kumo's shared folders): kumo's items first, then the
+ *      user's (exact duplicates dropped);
  *    - `users`: an entry of the user's that names kumo's account (same `name`) is merged into
  *      kumo's entry: the user's fields win, except `ssh_authorized_keys` (kumo's keys, then the
  *      user's) and `sudo` when the user's value is false/empty (kumo's account keeps its sudo
@@ -42,7 +43,7 @@ import { classifyUserData, isUserDataContent, userDataProblem, USER_DATA_HINT, t
 export { classifyUserData, isUserDataContent, userDataProblem, USER_DATA_HINT, type UserDataKind };
 
 /** Keys whose values are lists that kumo and the user both contribute to (kumo's first). */
-export const APPEND_KEYS = ['users', 'groups', 'runcmd', 'bootcmd', 'write_files', 'packages', 'ssh_authorized_keys'] as const;
+export const APPEND_KEYS = ['users', 'groups', 'runcmd', 'bootcmd', 'write_files', 'packages', 'ssh_authorized_keys', 'mounts'] as const;
 
 /**
  * Read and check the user-data of a validated spec (undefined when none was given). gzip'd

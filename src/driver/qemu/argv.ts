@@ -12,8 +12,14 @@
  *
  * The instance directory path appears in the argv (pid file, QMP socket), which is how kumo
  * recognises its own QEMU in /proc/PID/cmdline.
+ *
+ * Shared folders (rt.mounts): a virtiofs mount is a vhost-user-fs device on the socket of its
+ * virtiofsd (driver/qemu/virtiofs.ts), which needs guest RAM the daemon can map: a memfd backend
+ * with share=on (or the memory file when there is one, shared); a 9p mount is QEMU's own
+ * `-fsdev local` (security_model=none: files are made as the user running QEMU; readonly=on
+ * for :ro, so QEMU itself refuses writes) on a virtio-9p device. Each device's tag is the mount's.
  */
-import { instanceFilesIn } from '../../config/instance-files.js';
+import { instanceFilesIn, virtiofsdFilesIn } from '../../config/instance-files.js';
 import type { InstanceRuntime } from '../driver.js';
 import { hostfwdRule } from '../shared/hostfwd.js';
 
@@ -46,13 +52,30 @@ export function qemuOptValue(v: string): string {
   return v.replace(/,/g, ',,');
 }
 
+/** The devices of the shared folders. */
+function mountArgs(rt: InstanceRuntime): string[] {
+  const a: string[] = [];
+  (rt.mounts ?? []).forEach((m, i) => {
+    if (m.type === 'virtiofs') {
+      a.push('-chardev', `socket,id=vfs${i},path=${qemuOptValue(virtiofsdFilesIn(rt.dir, m.tag).socket)}`);
+      a.push('-device', `vhost-user-fs-pci,chardev=vfs${i},tag=${m.tag},queue-size=1024`);
+    } else {
+      a.push('-fsdev', `local,id=fs${i},path=${qemuOptValue(m.host)},security_model=none,multidevs=remap${m.readOnly ? ',readonly=on' : ''}`);
+      a.push('-device', `virtio-9p-pci,fsdev=fs${i},mount_tag=${m.tag}`);
+    }
+  });
+  return a;
+}
+
 export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[] {
   const files = qemuFiles(rt.dir);
   const a: string[] = [];
   a.push('-name', `kumo:${rt.name},process=kumo:${rt.name}`);
   a.push('-nodefaults', '-no-user-config');
   const machine = rt.machine ?? 'q35';
-  const memBackend = rt.memoryFile ? ',memory-backend=mem0' : '';
+  const virtiofs = (rt.mounts ?? []).filter((m) => m.type === 'virtiofs');
+  if (virtiofs.length && rt.memoryFile && !rt.memoryFile.share) throw new Error('argv: virtiofs needs shared guest RAM, and the memory file is mapped private');
+  const memBackend = rt.memoryFile || virtiofs.length ? ',memory-backend=mem0' : '';
   a.push('-machine', (o.accel === 'kvm' ? `${machine},accel=kvm` : machine) + memBackend);
   if (o.accel === 'kvm') a.push('-accel', 'kvm', '-cpu', 'host');
   else a.push('-accel', 'tcg,thread=multi', '-cpu', 'max');
@@ -61,6 +84,9 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
   if (rt.memoryFile) {
     // Guest RAM in a file: shared while a template is made, private (copy-on-write) in a clone.
     a.push('-object', `memory-backend-file,id=mem0,size=${rt.memoryMiB}M,mem-path=${qemuOptValue(rt.memoryFile.path)},share=${rt.memoryFile.share ? 'on' : 'off'}`);
+  } else if (virtiofs.length) {
+    // virtiofsd maps guest RAM: anonymous memory shared through a memfd
+    a.push('-object', `memory-backend-memfd,id=mem0,size=${rt.memoryMiB}M,share=on`);
   }
   if (rt.firmware === 'uefi' && o.ovmf) {
     a.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuOptValue(o.ovmf.code)}`);
@@ -77,6 +103,7 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
   a.push('-netdev', ['user', `id=${QEMU_NETDEV}`, ...fwds.map((f) => `hostfwd=${hostfwdRule(f)}`)].join(','));
   a.push('-device', `virtio-net-pci,netdev=${QEMU_NETDEV},mac=${rt.mac}`);
   a.push('-device', 'virtio-rng-pci');
+  a.push(...mountArgs(rt));
   // The VM generation id: a clone gets a new one, and the guest kernel reseeds its RNG.
   if (rt.vmgenid) a.push('-device', `vmgenid,guid=${rt.vmgenid}`);
   // The guest agent's port (qemu-guest-agent starts when udev sees it).

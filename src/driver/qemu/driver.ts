@@ -22,6 +22,9 @@ import { QmpClient, QmpUnavailableError, withQmp } from './qmp.js';
 import * as snapshots from './snapshots.js';
 import { checkStateFile, restoreState, saveState, StateRestoreError, templateHost } from './state.js';
 import { capSerialLog, rotateSerialLog } from './serial-log.js';
+import { planQemuMounts, startVirtiofsds, stopVirtiofsds } from './virtiofs.js';
+import type { MountSpec, MountTypeChoice, ResolvedMount } from '../../config/mounts.js';
+import type { EventSink } from '../../events/events.js';
 import { sleep } from '../../core/time.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -94,6 +97,13 @@ export class QemuDriver implements Driver {
     const f = qemuFiles(rt.dir);
     for (const p of [f.pidFile, f.qmpSocket, f.agentSocket]) await unlink(p).catch(() => {});
     await removePidRecord(rt.dir);
+    // the virtiofsd of each shared folder goes with its QEMU (also one a crash left behind)
+    await stopVirtiofsds(rt.dir);
+  }
+
+  /** How each shared folder reaches the guest here (virtiofs, else 9p): driver/qemu/virtiofs.ts. */
+  planMounts(paths: KumoPaths, mounts: readonly MountSpec[], o: { type: MountTypeChoice; onEvent?: EventSink }): Promise<ResolvedMount[]> {
+    return planQemuMounts(paths, mounts, o);
   }
 
   async cleanup(rt: InstanceRuntime): Promise<void> {
@@ -133,6 +143,8 @@ export class QemuDriver implements Driver {
     const t0 = Date.now();
     for (let attempt = 0; ; attempt++) {
       const argv = buildQemuArgv({ ...rt, sshPort, ports }, { accel: accel.accel, ...(ovmf ? { ovmf } : {}) });
+      // each attempt gets fresh daemons: one QEMU that connected and failed made them exit
+      await startVirtiofsds(rt);
       const r = await run(this.binary, argv, { allowFailure: true, signal: opts.signal, timeoutMs: 60_000 });
       if (r.code === 0) break;
       await this.removeRuntimeFiles(rt);
@@ -176,6 +188,10 @@ export class QemuDriver implements Driver {
 
   /** Save the running machine's state to a file and stop it (suspend; a template's device state). */
   async saveState(rt: InstanceRuntime, stateFile: string, o: SaveStateOptions = {}): Promise<SavedState> {
+    if (rt.mounts?.length)
+      throw new KumoError('MOUNTS_NOT_SAVABLE', 'unsupported', `instance '${rt.name}' has shared folders, and QEMU cannot save a machine with them (virtiofs and mounted 9p block it)`, {
+        hint: `stop it instead (kumo stop ${rt.name}); an instance without --mount can be suspended`,
+      });
     const r = await saveState(rt, stateFile, o);
     await this.removeRuntimeFiles(rt);
     return r;
