@@ -121,6 +121,8 @@ export interface InstanceSpecInput {
   labels?: Readonly<Record<string, string>>;
   /** Time to live from its creation: seconds, or "90s", "10m", "1h30m"; then it is powered off and deleted. */
   ttl?: number | string;
+  /** Private networks to join (`kumo network create NAME`): a NIC and an address on each. */
+  networks?: readonly string[];
 }
 
 /** The libvirt driver's options as the spec carries them (fields connect, pool, network; docs/libvirt.md). */
@@ -169,6 +171,8 @@ export interface InstanceSpec {
   labels?: Labels;
   /** Time to live in seconds, from creation. */
   ttlSec?: number;
+  /** Private networks to join (names checked; that they exist is checked by create). */
+  networks?: string[];
 }
 
 /** The driver whose option field this is (for messages): field -> driver. */
@@ -177,7 +181,7 @@ function fieldDriver(field: string, fields: DriverOptionTable): string | undefin
   return undefined;
 }
 
-export const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware', 'labels', 'ttl'];
+export const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware', 'labels', 'ttl', 'networks'];
 
 /** The key by which a spec file names its JSON Schema (for editors); validation ignores its value. */
 export const SCHEMA_KEY = '$schema';
@@ -448,6 +452,21 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
     else ttlSec = parseDuration(input.ttl)!;
   }
 
+  let networks: string[] | undefined;
+  if (input.networks !== undefined) {
+    if (!Array.isArray(input.networks)) issues.push({ path: 'networks', message: 'must be a list of network names', hint: 'e.g. [backend]; make one with: kumo network create NAME' });
+    else {
+      const seen = new Set<string>();
+      (input.networks as unknown[]).forEach((n, i) => {
+        const bad = nameIssues(n, `networks[${i}]`);
+        if (bad.length) issues.push(...bad);
+        else if (seen.has(n as string)) issues.push({ path: `networks[${i}]`, message: `network '${String(n)}' is given twice`, hint: 'an instance joins a network once' });
+        else seen.add(n as string);
+      });
+      if (seen.size) networks = [...seen];
+    }
+  }
+
   if (issues.length) throw new ValidationError('invalid instance spec', issues);
   return {
     name,
@@ -468,6 +487,7 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
     ...(driverOptions ? { driverOptions } : {}),
     ...(labels ? { labels } : {}),
     ...(ttlSec !== undefined ? { ttlSec } : {}),
+    ...(networks ? { networks } : {}),
   };
 }
 

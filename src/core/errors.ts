@@ -381,6 +381,16 @@ export const ERROR_CODES = {
   PROXY_ERROR: { kind: 'external', meaning: 'the download proxy refused the connection, asked for credentials (407) or refused the CONNECT tunnel (ProxyError)' },
   PROXY_INVALID: { kind: 'invalid', otherKinds: ['unsupported'], meaning: 'HTTPS_PROXY / HTTP_PROXY is not an http:// proxy URL' },
   SCHEMA_NOT_FOUND: { kind: 'not-found', meaning: 'kumo schema was asked for a schema it does not have' },
+  // private networks (src/network/)
+  BAD_SUBNET: { kind: 'invalid', meaning: 'a --subnet is not an IPv4 CIDR kumo can use (BadSubnetError)' },
+  SUBNET_OVERLAP: { kind: 'conflict', meaning: "a subnet overlaps another network's or QEMU's user network 10.0.2.0/24 (SubnetOverlapError)" },
+  NO_FREE_SUBNET: { kind: 'conflict', meaning: 'every default subnet is taken: give one with --subnet' },
+  NETWORK_NOT_FOUND: { kind: 'not-found', meaning: 'no private network of that name (NetworkNotFoundError)' },
+  NETWORK_EXISTS: { kind: 'conflict', meaning: 'a private network of that name exists already' },
+  NETWORK_IN_USE: { kind: 'conflict', meaning: 'instances are on the network, so it is not removed (NetworkInUseError names them)' },
+  ADDRESS_POOL_EXHAUSTED: { kind: 'conflict', meaning: "every address of a network's subnet is given to an instance" },
+  SWITCH_START_FAILED: { kind: 'external', meaning: "a network's VDE switch (vde_switch) did not start" },
+  SOCKET_PATH_TOO_LONG: { kind: 'environment', meaning: "a network switch's socket path is longer than a unix socket allows: use a shorter KUMO_HOME" },
 } as const satisfies Record<string, { kind: ErrorKind; otherKinds?: readonly ErrorKind[]; meaning: string }>;
 
 /** A code of the table. */

@@ -11,12 +11,14 @@ import { ConflictError, ValidationError } from '../core/errors.js';
 import { exists, writeFileAtomic } from '../core/fs.js';
 import { lockHolder } from '../core/lock.js';
 import { Emitter, type EventSink } from '../events/events.js';
-import { driverNames, getDriver, macFor, portFree, PortInUseError } from '../driver/index.js';
+import { DriverUnsupportedError, driverNames, getDriver, macFor, portFree, PortInUseError } from '../driver/index.js';
 import { ensureDefaultKey, generateHostKey, userKey, writeKnownHosts } from '../guest/keys.js';
 import { ensureImage, withStoredImage } from '../image/index.js';
 import { qemuImg } from '../disk/index.js';
 import { writeSeed } from '../seed/index.js';
 import { ensureTtlReaper } from './reaper.js';
+import { allocateAddresses, checkNetworksExist, releaseAddresses, type NetworkAttachment } from '../network/store.js';
+import { networkConfigV2 } from '../network/guest-config.js';
 import { IncompleteInstanceError, RECORD_VERSION, instanceFiles, lockInstance, writeRecord, type InstanceRecord, type OpOptions } from './store.js';
 
 export interface BaseImage {
@@ -73,6 +75,11 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
   // The driver's settings as instance.json keeps them (defaults that depend on the environment pinned now).
   const driverOptions = driver.resolveOptions ? driver.resolveOptions(spec.driverOptions) : spec.driverOptions;
   await driver.check(paths, driverOptions, { cpus: spec.cpus, memoryMiB: spec.memoryMiB });
+  if (spec.networks?.length) {
+    if (!driver.capabilities.privateNetworks)
+      throw new DriverUnsupportedError(driver.name, "put instances on kumo's private networks (--network)", 'use the qemu driver (--driver qemu), or leave --network out');
+    await checkNetworksExist(paths, spec.networks);
+  }
   const image = opts.image ?? (await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, opts)));
   if (spec.diskBytes !== undefined && image.virtualSize !== undefined && spec.diskBytes < image.virtualSize) {
     throw new ValidationError('invalid instance spec', [
@@ -89,6 +96,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       throw new ConflictError('INSTANCE_EXISTS', `an instance named '${spec.name}' already exists (another command created it just now)`, { hint: 'choose another name' });
     throw e;
   }
+  let attachments: NetworkAttachment[] = [];
   try {
     await using _lock = await lockInstance(paths, spec.name, 'create');
     const key = login ?? (await em.step('keys', 'ssh key', () => ensureDefaultKey(paths)));
@@ -102,6 +110,11 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       opts.makeDisk ? opts.makeDisk(files.disk) : withStoredImage(paths, image, () => createOverlay(files.disk, image, spec.diskBytes), opts.signal ? { signal: opts.signal } : {}),
     );
     const instanceId = `i-${spec.name}-${randomBytes(6).toString('hex')}`;
+    // Private networks: an address on each (under the network store's lock), given to the guest by the seed.
+    if (spec.networks?.length) {
+      const id = instanceId;
+      attachments = await em.step('network', `addresses on ${spec.networks.join(', ')}`, () => allocateAddresses(paths, spec.name, spec.networks!, (n) => macFor(`${id}/network/${n}`), opts.signal));
+    }
     await em.step('seed', 'cloud-init seed', () =>
       writeSeed(
         {
@@ -112,6 +125,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
           sshAuthorizedKeys: [key.publicKey],
           hostKeys: [hostKey],
           ...(userData !== undefined ? { userData } : {}),
+          ...(attachments.length ? { networkConfig: networkConfigV2(macFor(instanceId), attachments), networkConfigSource: 'kumo network-config' } : {}),
         },
         files.seed,
       ),
@@ -139,6 +153,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       ...(spec.labels ? { labels: spec.labels } : {}),
       ...(spec.ttlSec !== undefined ? { expiresAt: new Date(createdAt + spec.ttlSec * 1000).toISOString() } : {}),
       ...(userData !== undefined ? { userDataDigest: userDataDigest(userData) } : {}),
+      ...(attachments.length ? { networks: attachments } : {}),
     };
     const full: InstanceRecord = opts.extra ? { ...rec, ...opts.extra(rec) } : rec;
     // The record is written last: it is the "complete" marker.
@@ -146,6 +161,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
     if (full.expiresAt) ensureTtlReaper(paths);
     return full;
   } catch (e) {
+    if (attachments.length) await releaseAddresses(paths, spec.name, attachments.map((a) => a.network)).catch(() => {});
     await rm(files.dir, { recursive: true, force: true }).catch(() => {});
     throw e;
   }

@@ -23,6 +23,7 @@ import { acquireLock, lockHolder, type Lock } from '../core/lock.js';
 import type { PortForward, InstanceRuntime } from '../driver/driver.js';
 import { vmgenidFor } from '../driver/index.js';
 import type { EventSink } from '../events/events.js';
+import { networkFiles, type NetworkAttachment } from '../network/store.js';
 
 export const RECORD_VERSION = 1;
 
@@ -90,6 +91,8 @@ export interface InstanceRecord {
   expiresAt?: string;
   /** sha256 of the user-data it was made with (launch's reuse compares it). */
   userDataDigest?: string;
+  /** Private networks it is on: its address and NIC MAC on each (leases of src/network/store.ts). */
+  networks?: NetworkAttachment[];
 }
 
 export type { InstanceFiles };
@@ -221,6 +224,7 @@ export function runtimeFor(paths: KumoPaths, rec: InstanceRecord): InstanceRunti
     firmware: rec.firmware,
     vmgenid: vmgenidFor(rec.instanceId),
     ...(rec.driverOptions ? { driverOptions: rec.driverOptions } : {}),
+    ...(rec.networks?.length ? { networks: rec.networks.map((n) => ({ name: n.network, mac: n.mac, socket: networkFiles(paths, n.network).socket })) } : {}),
     ...runConfig(rec),
   };
 }
