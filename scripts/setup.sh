@@ -14,6 +14,7 @@ PACKAGES=(
   genisoimage xorriso libarchive-tools fuseiso fuse cloud-image-utils  # tests and benches: independent ISO readers, cloud-localds
   gpgv gpg gpg-agent gpgconf                  # gpgv verifies signed checksum files; gpg (with its agent) makes the tests' signing keys
   util-linux mount procps iproute2 passwd kmod ca-certificates curl openssl  # mount, losetup, pgrep, ss, useradd, modprobe; curl for the download bench; openssl for the tests' TLS certificates
+  vde2                                        # vde_switch: one switch per private network (kumo network)
 )
 # Packages the tests rely on that every Debian system has (Essential: yes), so setup installs none
 # of them; scripts/programs.txt may name them (test/integration/scripts/programs.test.ts checks

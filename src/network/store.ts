@@ -65,6 +65,8 @@ export function networkFiles(paths: KumoPaths, name: string): NetworkFiles {
 
 export function assertNetworkName(name: unknown): asserts name is string {
   const issues = nameIssues(name, 'network');
+  // `--network user` is the libvirt driver's user networking
+  if (name === 'user') issues.push({ path: 'network', message: "'user' is reserved (--network user is the libvirt driver's user-mode networking)", hint: 'choose another name' });
   if (issues.length) throw new ValidationError('network name', issues);
 }
 
