@@ -72,14 +72,14 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
   const login = spec.sshKey ? await userKey(spec.sshKey) : undefined;
   for (const p of spec.ports) if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
   const driver = await getDriver(spec.driver);
-  // The driver's settings as instance.json keeps them (defaults that depend on the environment pinned now).
-  const driverOptions = driver.resolveOptions ? driver.resolveOptions(spec.driverOptions) : spec.driverOptions;
-  await driver.check(paths, driverOptions, { cpus: spec.cpus, memoryMiB: spec.memoryMiB });
   if (spec.networks?.length) {
     if (!driver.capabilities.privateNetworks)
       throw new DriverUnsupportedError(driver.name, "put instances on kumo's private networks (--network)", 'use the qemu driver (--driver qemu), or leave --network out');
     await checkNetworksExist(paths, spec.networks);
   }
+  // The driver's settings as instance.json keeps them (defaults that depend on the environment pinned now).
+  const driverOptions = driver.resolveOptions ? driver.resolveOptions(spec.driverOptions) : spec.driverOptions;
+  await driver.check(paths, driverOptions, { cpus: spec.cpus, memoryMiB: spec.memoryMiB });
   const image = opts.image ?? (await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, opts)));
   if (spec.diskBytes !== undefined && image.virtualSize !== undefined && spec.diskBytes < image.virtualSize) {
     throw new ValidationError('invalid instance spec', [

@@ -28,7 +28,15 @@ export async function joinSwitches(paths: KumoPaths, rec: InstanceRecord, o: { o
   const nets = networksOf(rec);
   if (!nets.length) return;
   const em = new Emitter(o.onEvent);
-  await ensureSwitches(paths, nets, { onWarn: (m) => em.warn(m), ...(o.signal ? { signal: o.signal } : {}) });
+  const eps = await ensureSwitches(paths, nets, { onWarn: (m) => em.warn(m), ...(o.signal ? { signal: o.signal } : {}) });
+  // QEMU does not plug a running NIC into a new switch: members that ran on the dead one must restart.
+  for (const ep of eps.filter((e) => e.restarted)) {
+    const net = await readNetwork(paths, ep.network).catch(() => undefined);
+    if (!net) continue;
+    const cut: string[] = [];
+    for (const m of await networkMembers(paths, net)) if (m !== rec.name && (await instanceRunning(paths, m).catch(() => false))) cut.push(m);
+    if (cut.length) em.warn(`network '${ep.network}': ${cut.join(', ')} ran on the switch that died and ${cut.length === 1 ? 'is' : 'are'} cut off from it: kumo restart ${cut.join(' ')}`);
+  }
 }
 
 /** Stop the switches of `networks` on which no member but `except` runs. */

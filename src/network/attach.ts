@@ -11,6 +11,8 @@ export interface SwitchEndpoint {
   network: string;
   /** The VDE switch's control folder (QEMU: -netdev vde,sock=). */
   socket: string;
+  /** The switch was found dead (killed, crashed) and started again now. */
+  restarted: boolean;
 }
 
 /** Start (or find) the switch of each network; a network that is gone is a NetworkNotFoundError. */
@@ -21,8 +23,15 @@ export async function ensureSwitches(paths: KumoPaths, networks: readonly string
   for (const n of networks) {
     await readNetwork(paths, n); // still there (refused removal while leased, but a hand-removed folder)
     const f = networkFiles(paths, n);
-    await ensureSwitch(f, { ...(o.onWarn ? { onWarn: (m) => o.onWarn!(`network '${n}': ${m}`) } : {}), ...(o.signal ? { signal: o.signal } : {}) });
-    out.push({ network: n, socket: f.socket });
+    let dead = false;
+    await ensureSwitch(f, {
+      onWarn: (m) => {
+        dead = true;
+        o.onWarn?.(`network '${n}': ${m}`);
+      },
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    out.push({ network: n, socket: f.socket, restarted: dead });
   }
   return out;
 }
