@@ -9,7 +9,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -80,7 +80,7 @@ test('allocation under the store lock: 12 processes allocating at once on one ne
   const pathsJs = fileURLToPath(new URL('../../../src/config/paths.js', import.meta.url));
   const N = 12;
   // the instances' folders exist (a lease belongs to an existing instance)
-  for (let i = 0; i < N; i++) execFileSync('mkdir', ['-p', join(paths.instances, `r${i}`)]);
+  for (let i = 0; i < N; i++) await mkdir(join(paths.instances, `r${i}`), { recursive: true });
   const script = `const s = await import(${JSON.stringify(storeJs)}); const p = await import(${JSON.stringify(pathsJs)});
     const a = await s.allocateAddresses(p.pathsFor(process.argv[1]), process.argv[2], ['race'], () => '52:54:00:00:00:01');
     process.stdout.write(a[0].address);`;
@@ -90,14 +90,14 @@ test('allocation under the store lock: 12 processes allocating at once on one ne
   assert.equal(Object.keys(rec.leases).length, N);
   assert.deepEqual(Object.fromEntries(Object.entries(rec.leases).map(([k, l]) => [k, l.address])), Object.fromEntries(outs.map((a, i) => [`r${i}`, a])));
   // an instance removed behind kumo's back: its lease is dropped at the next allocation
-  execFileSync('rm', ['-r', join(paths.instances, 'r0')]);
-  execFileSync('mkdir', ['-p', join(paths.instances, 'late')]);
+  await rm(join(paths.instances, 'r0'), { recursive: true });
+  await mkdir(join(paths.instances, 'late'), { recursive: true });
   const [late] = await allocateAddresses(paths, 'late', ['race'], () => '52:54:00:00:00:02');
   assert.equal(late!.address, outs[0], 'the lowest free address, the one r0 held');
   for (let i = 1; i < N; i++) await releaseAddresses(paths, `r${i}`, ['race']);
   await releaseAddresses(paths, 'late', ['race']);
-  for (let i = 1; i < N; i++) execFileSync('rm', ['-r', join(paths.instances, `r${i}`)]);
-  execFileSync('rm', ['-r', join(paths.instances, 'late')]);
+  for (let i = 1; i < N; i++) await rm(join(paths.instances, `r${i}`), { recursive: true });
+  await rm(join(paths.instances, 'late'), { recursive: true });
   await removeNetwork(paths, 'race');
 });
 
