@@ -85,6 +85,8 @@ export async function cloneInstance(paths: KumoPaths, src: string, name: string,
     userDataText: CLONE_USER_DATA,
     // the clone lives where its source lives (libvirt URI, pool, network)
     ...Object.fromEntries(['connect', 'pool', 'network'].filter((k) => rec.driverOptions?.[k] !== undefined).map((k) => [k, rec.driverOptions![k]])),
+    // and on its private networks (with addresses of its own)
+    ...(rec.networks?.length ? { networks: rec.networks.map((n) => n.network) } : {}),
   };
   const spec = validateSpec(input, { drivers: driverNames() }); // checks NEW's name before anything is touched (driverNames registers the built-in drivers and their option fields)
   await using _lock = await lockStopped(paths, src, 'clone', { ...o, usage: `kumo clone --stop ${src} ${name}` });
