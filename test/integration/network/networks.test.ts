@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureHome, type KumoPaths } from '../../../src/config/paths.js';
 import { registerBuiltins } from '../../../src/builtins.js';
 import { importImage } from '../../../src/image/index.js';
-import { createInstance, deleteInstance, instanceFiles, listNames, readRecord, startInstance, stopInstance } from '../../../src/instance/index.js';
+import { cloneInstance, createInstance, deleteInstance, instanceFiles, listNames, readRecord, startInstance, stopInstance } from '../../../src/instance/index.js';
 import { allocateAddresses, networkFiles, readNetwork, releaseAddresses } from '../../../src/network/store.js';
 import { ensureSwitch, stopSwitch, switchState } from '../../../src/network/switch.js';
 import { createNetwork, networkInfo, networkList, removeNetwork } from '../../../src/network/index.js';
@@ -186,9 +186,17 @@ test('instances on a network: addresses recorded, NIC plugged into the switch, s
   const g = await createInstance(paths, { name: 'ig', ...shape, networks: ['lan'] });
   assert.equal(g.networks?.[0]?.address, '10.98.0.1', 'and the next instance gets it');
   assert.equal((await readRecord(paths, 'ig')).networks?.[0]?.network, 'lan');
+  // a clone joins its source's networks with an address of its own: refused while the pool is full, leaving nothing
+  await assert.rejects(cloneInstance(paths, 'ib', 'ih'), (e: KumoError) => e.code === 'ADDRESS_POOL_EXHAUSTED');
+  assert.equal(existsSync(instanceFiles(paths, 'ih').dir), false);
+  await deleteInstance(paths, 'ig');
+  await cloneInstance(paths, 'ib', 'ih');
+  const h = (await readRecord(paths, 'ih')).networks?.[0];
+  assert.deepEqual([h?.network, h?.address], ['lan', '10.98.0.1']);
+  assert.notEqual(h?.mac, (await readRecord(paths, 'ib')).networks?.[0]?.mac);
   const info = await networkInfo(paths, 'lan');
-  assert.deepEqual(info.members.map((m) => m.instance), ['ib', 'ic', 'id', 'ie', 'if', 'ig']);
-  for (const n of ['ib', 'ic', 'id', 'ie', 'if', 'ig']) await deleteInstance(paths, n);
+  assert.deepEqual(info.members.map((m) => m.instance), ['ib', 'ic', 'id', 'ie', 'if', 'ih']);
+  for (const n of ['ib', 'ic', 'id', 'ie', 'if', 'ih']) await deleteInstance(paths, n);
   await removeNetwork(paths, 'lan');
   assert.equal(existsSync(lan.dir), false);
 });
