@@ -74,7 +74,8 @@ test('private networks: by name between members, nothing across networks, a late
       assert.equal(r.code, 0, r.stderr);
     }
     const image = testImagePath();
-    const common = { image, home, memory: '512M', reap: false } as const;
+    // three TCG boots at once on a shared 2-core host: give readiness room (the default 600 s ran out once)
+    const common = { image, home, memory: '512M', reap: false, timeout: '25m' } as const;
     const results = await Promise.allSettled([
       launch({ ...common, name: 'na', networks: ['front'] }),
       launch({ ...common, name: 'nb', networks: ['front'] }),
