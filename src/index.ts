@@ -117,6 +117,9 @@ export {
   type SyncResult,
 } from './image/index.js';
 
+// Private networks between instances (launch({ networks: ['NAME'] }) joins one; docs/networks.md).
+export { createNetwork, removeNetwork, networkList, networkInfo, NetworkNotFoundError, NetworkInUseError, SubnetOverlapError, AddressPoolExhaustedError, type NetworkInfo } from './network/index.js';
+
 // Seeds (cloud-localds, natively).
 export { writeSeed, buildSeed, type SeedSpec, type HostKey } from './seed/index.js';
 

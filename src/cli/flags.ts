@@ -21,7 +21,12 @@ export const INSTANCE_OPTIONS: Record<string, OptionSpec> = {
   driver: { type: 'string', description: 'backend: qemu (default; QEMU run by kumo) or libvirt (a libvirt domain); the registered drivers are accepted', placeholder: 'NAME' },
   connect: { type: 'string', description: 'libvirt only: connection URI (default $LIBVIRT_DEFAULT_URI, else qemu:///system for root, qemu:///session otherwise)', placeholder: 'URI' },
   pool: { type: 'string', description: 'libvirt only: storage pool for the disk and seed volumes (needed for a remote URI)', placeholder: 'NAME' },
-  network: { type: 'string', description: 'libvirt only: user (default, ports forwarded), network:NAME (a libvirt network, address from DHCP) or bridge:NAME', placeholder: 'NET' },
+  network: {
+    type: 'string',
+    multiple: true,
+    description: "join kumo's private network NAME (kumo network create; repeatable): a second NIC with an address there, members reach each other by name. libvirt only: user (default, ports forwarded), network:NAME (a libvirt network, address from DHCP) or bridge:NAME",
+    placeholder: 'NAME',
+  },
   user: { type: 'string', description: 'login user made in the guest (default kumo)', placeholder: 'USER' },
   mount: { type: 'string', multiple: true, description: 'share a host folder with the guest (GUEST_DIR default: the same path; :ro read-only)', placeholder: 'HOST_DIR[:GUEST_DIR][:ro]' },
   'mount-type': { type: 'string', description: 'how shared folders reach the guest: auto (default: virtiofs where virtiofsd runs, else 9p), virtiofs or 9p', choices: ['auto', 'virtiofs', '9p'], placeholder: 'TYPE' },
@@ -57,7 +62,6 @@ const SPEC_FIELDS: readonly (readonly [flag: string, field: string])[] = [
   ['driver', 'driver'],
   ['connect', 'connect'],
   ['pool', 'pool'],
-  ['network', 'network'],
   ['user', 'user'],
   ['timeout', 'timeout'],
   ['mount-type', 'mountType'],
@@ -76,6 +80,15 @@ export function specInput(args: ParsedArgs, base: Record<string, unknown>): Reco
       explicit.push(field);
     }
   }
+  // --network: `user`, `network:X`, `bridge:X` are the libvirt driver's setting; a plain name is a kumo private network
+  const nets = optList(args, 'network');
+  const libvirtNet = nets.filter((v) => v === 'user' || v.includes(':'));
+  const kumoNets = nets.filter((v) => !libvirtNet.includes(v));
+  if (libvirtNet.length) {
+    o.network = libvirtNet[libvirtNet.length - 1];
+    explicit.push('network');
+  }
+  if (kumoNets.length) o.networks = [...(Array.isArray(base.networks) ? (base.networks as unknown[]) : []), ...kumoNets];
   // which fields the user typed on the command line, as opposed to the --spec file (config/spec.ts EXPLICIT_FIELDS)
   (o as Record<symbol, unknown>)[Symbol.for('kumo.spec.explicitFields')] = explicit;
   const ports = optList(args, 'port');

@@ -131,6 +131,13 @@ const CORE_FIELD_SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     additionalProperties: { type: 'string', maxLength: LABEL_LIMITS.valueMax, pattern: LABEL_VALUE_RE.source },
     examples: [{ team: 'ci', 'suite/run': '42' }],
   },
+  networks: {
+    description: 'Private networks to join (made with kumo network create NAME): a second NIC and an address on each; members reach each other by name.',
+    type: 'array',
+    uniqueItems: true,
+    items: { type: 'string', maxLength: 63, pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$' },
+    examples: [['backend']],
+  },
   ttl: {
     description: 'Time to live, from creation: then the instance is powered off and deleted. Seconds (3600) or text ("90s", "10m", "1h30m", "2d"); at most 365 days.',
     oneOf: [

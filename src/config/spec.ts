@@ -126,6 +126,8 @@ export interface InstanceSpecInput {
   mounts?: readonly (string | MountInput)[];
   /** How the shared folders reach the guest: auto (virtiofs where it runs, else 9p), virtiofs or 9p. */
   mountType?: MountTypeChoice;
+  /** Private networks to join (`kumo network create NAME`): a NIC and an address on each. */
+  networks?: readonly string[];
 }
 
 /** The libvirt driver's options as the spec carries them (fields connect, pool, network; docs/libvirt.md). */
@@ -178,6 +180,8 @@ export interface InstanceSpec {
   mounts?: MountSpec[];
   /** The transport for mounts without their own `type` (default auto). */
   mountType?: MountTypeChoice;
+  /** Private networks to join (names checked; that they exist is checked by create). */
+  networks?: string[];
 }
 
 /** The driver whose option field this is (for messages): field -> driver. */
@@ -186,7 +190,7 @@ function fieldDriver(field: string, fields: DriverOptionTable): string | undefin
   return undefined;
 }
 
-export const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware', 'labels', 'ttl', 'mounts', 'mountType'];
+export const CORE_FIELDS = ['name', 'image', 'cpus', 'memory', 'disk', 'userData', 'userDataText', 'sshKey', 'ports', 'accel', 'driver', 'timeout', 'user', 'seedFormat', 'firmware', 'labels', 'ttl', 'mounts', 'mountType', 'networks'];
 
 /** The key by which a spec file names its JSON Schema (for editors); validation ignores its value. */
 export const SCHEMA_KEY = '$schema';
@@ -461,6 +465,20 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
   const mounts = mountsFrom(input.mounts, cwd, issues, user);
   const mountType = mountTypeFrom(input.mountType, issues);
   if (input.mountType !== undefined && !mounts.length && input.mounts === undefined) issues.push({ path: 'mountType', message: 'is given without mounts', hint: 'add --mount HOST_DIR[:GUEST_DIR], or leave --mount-type out' });
+  let networks: string[] | undefined;
+  if (input.networks !== undefined) {
+    if (!Array.isArray(input.networks)) issues.push({ path: 'networks', message: 'must be a list of network names', hint: 'e.g. [backend]; make one with: kumo network create NAME' });
+    else {
+      const seen = new Set<string>();
+      (input.networks as unknown[]).forEach((n, i) => {
+        const bad = nameIssues(n, `networks[${i}]`);
+        if (bad.length) issues.push(...bad);
+        else if (seen.has(n as string)) issues.push({ path: `networks[${i}]`, message: `network '${String(n)}' is given twice`, hint: 'an instance joins a network once' });
+        else seen.add(n as string);
+      });
+      if (seen.size) networks = [...seen];
+    }
+  }
 
   if (issues.length) throw new ValidationError('invalid instance spec', issues);
   return {
@@ -484,6 +502,7 @@ export function validateSpec(given: InstanceSpecInput | UntypedSpecInput, opts: 
     ...(ttlSec !== undefined ? { ttlSec } : {}),
     ...(mounts.length ? { mounts } : {}),
     ...(mounts.length && mountType !== 'auto' ? { mountType } : {}),
+    ...(networks ? { networks } : {}),
   };
 }
 

@@ -401,6 +401,16 @@ export const ERROR_CODES = {
   VIRTIOFS_UNAVAILABLE: { kind: 'environment', meaning: 'virtiofs was asked for and virtiofsd cannot run here (QEMU 7.2\'s needs root) or cannot share that folder' },
   VIRTIOFSD_FAILED: { kind: 'external', meaning: "the virtiofsd of a shared folder did not start (its log is in the instance folder)" },
   MOUNTS_NOT_SAVABLE: { kind: 'unsupported', meaning: 'QEMU cannot save (suspend) a machine with shared folders' },
+  // private networks (src/network/)
+  BAD_SUBNET: { kind: 'invalid', meaning: 'a --subnet is not an IPv4 CIDR kumo can use (BadSubnetError)' },
+  SUBNET_OVERLAP: { kind: 'conflict', meaning: "a subnet overlaps another network's or QEMU's user network 10.0.2.0/24 (SubnetOverlapError)" },
+  NO_FREE_SUBNET: { kind: 'conflict', meaning: 'every default subnet is taken: give one with --subnet' },
+  NETWORK_NOT_FOUND: { kind: 'not-found', meaning: 'no private network of that name (NetworkNotFoundError)' },
+  NETWORK_EXISTS: { kind: 'conflict', meaning: 'a private network of that name exists already' },
+  NETWORK_IN_USE: { kind: 'conflict', meaning: 'instances are on the network, so it is not removed (NetworkInUseError names them)' },
+  ADDRESS_POOL_EXHAUSTED: { kind: 'conflict', meaning: "every address of a network's subnet is given to an instance" },
+  SWITCH_START_FAILED: { kind: 'external', meaning: "a network's VDE switch (vde_switch) did not start" },
+  SOCKET_PATH_TOO_LONG: { kind: 'environment', meaning: "a network switch's socket path is longer than a unix socket allows: use a shorter KUMO_HOME" },
 } as const satisfies Record<string, { kind: ErrorKind; otherKinds?: readonly ErrorKind[]; meaning: string }>;
 
 /** A code of the table. */

@@ -74,6 +74,18 @@ export interface InstanceRuntime {
   restore?: RestoreSpec;
   /** Shared host folders (transport decided at create by the driver's `planMounts`). */
   mounts?: ResolvedMount[];
+  /** Private networks (src/network/): one more NIC each, with its own MAC, on the network's VDE switch. */
+  networks?: RuntimeNetwork[];
+}
+
+/** One private network NIC of an instance. */
+export interface RuntimeNetwork {
+  /** The network's name. */
+  name: string;
+  /** The NIC's MAC (the guest's network-config matches it). */
+  mac: string;
+  /** The VDE switch's control folder (QEMU: -netdev vde,sock=). */
+  socket: string;
 }
 
 /** A saved machine state to start from. */
@@ -144,6 +156,8 @@ export interface DriverCapabilities {
   offlineSnapshots: boolean;
   /** Snapshots while running (savevm through the monitor). */
   liveSnapshots: boolean;
+  /** NICs on kumo's private networks (VDE switches, src/network/): RuntimeNetwork entries are honoured. */
+  privateNetworks?: boolean;
 }
 
 export interface PortsCapability {

@@ -87,6 +87,8 @@ export async function cloneInstance(paths: KumoPaths, src: string, name: string,
     ...(rec.mounts?.length ? { mounts: rec.mounts.map((m) => ({ host: m.host, guest: m.guest, readOnly: m.readOnly, type: m.type })) } : {}),
     // the clone lives where its source lives (libvirt URI, pool, network)
     ...Object.fromEntries(['connect', 'pool', 'network'].filter((k) => rec.driverOptions?.[k] !== undefined).map((k) => [k, rec.driverOptions![k]])),
+    // and on its private networks (with addresses of its own)
+    ...(rec.networks?.length ? { networks: rec.networks.map((n) => n.network) } : {}),
   };
   const spec = validateSpec(input, { drivers: driverNames() }); // checks NEW's name before anything is touched (driverNames registers the built-in drivers and their option fields)
   await using _lock = await lockStopped(paths, src, 'clone', { ...o, usage: `kumo clone --stop ${src} ${name}` });

@@ -12,12 +12,14 @@ import { ConflictError, ValidationError } from '../core/errors.js';
 import { exists, writeFileAtomic } from '../core/fs.js';
 import { lockHolder } from '../core/lock.js';
 import { Emitter, type EventSink } from '../events/events.js';
-import { driverNames, getDriver, macFor, portFree, PortInUseError, requireCapability } from '../driver/index.js';
+import { DriverUnsupportedError, driverNames, getDriver, macFor, portFree, PortInUseError, requireCapability } from '../driver/index.js';
 import { ensureDefaultKey, generateHostKey, userKey, writeKnownHosts } from '../guest/keys.js';
 import { ensureImage, withStoredImage } from '../image/index.js';
 import { qemuImg } from '../disk/index.js';
 import { writeSeed } from '../seed/index.js';
 import { ensureTtlReaper } from './reaper.js';
+import { allocateAddresses, checkNetworksExist, releaseAddresses, type NetworkAttachment } from '../network/store.js';
+import { networkConfigV2 } from '../network/guest-config.js';
 import { IncompleteInstanceError, RECORD_VERSION, instanceFiles, lockInstance, writeRecord, type InstanceRecord, type OpOptions } from './store.js';
 
 export interface BaseImage {
@@ -71,6 +73,11 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
   const login = spec.sshKey ? await userKey(spec.sshKey) : undefined;
   for (const p of spec.ports) if (!(await portFree(p.hostPort, p.hostAddr))) throw new PortInUseError(p.hostAddr, p.hostPort, `forward to guest port ${p.guestPort}`);
   const driver = await getDriver(spec.driver);
+  if (spec.networks?.length) {
+    if (!driver.capabilities.privateNetworks)
+      throw new DriverUnsupportedError(driver.name, "put instances on kumo's private networks (--network)", 'use the qemu driver (--driver qemu), or leave --network out');
+    await checkNetworksExist(paths, spec.networks);
+  }
   // The driver's settings as instance.json keeps them (defaults that depend on the environment pinned now).
   const driverOptions = driver.resolveOptions ? driver.resolveOptions(spec.driverOptions) : spec.driverOptions;
   await driver.check(paths, driverOptions, { cpus: spec.cpus, memoryMiB: spec.memoryMiB });
@@ -96,6 +103,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       throw new ConflictError('INSTANCE_EXISTS', `an instance named '${spec.name}' already exists (another command created it just now)`, { hint: 'choose another name' });
     throw e;
   }
+  let attachments: NetworkAttachment[] = [];
   try {
     await using _lock = await lockInstance(paths, spec.name, 'create');
     const key = login ?? (await em.step('keys', 'ssh key', () => ensureDefaultKey(paths)));
@@ -109,6 +117,11 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       opts.makeDisk ? opts.makeDisk(files.disk) : withStoredImage(paths, image, () => createOverlay(files.disk, image, spec.diskBytes), opts.signal ? { signal: opts.signal } : {}),
     );
     const instanceId = `i-${spec.name}-${randomBytes(6).toString('hex')}`;
+    // Private networks: an address on each (under the network store's lock), given to the guest by the seed.
+    if (spec.networks?.length) {
+      const id = instanceId;
+      attachments = await em.step('network', `addresses on ${spec.networks.join(', ')}`, () => allocateAddresses(paths, spec.name, spec.networks!, (n) => macFor(`${id}/network/${n}`), opts.signal));
+    }
     await em.step('seed', 'cloud-init seed', () =>
       writeSeed(
         {
@@ -121,6 +134,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
           ...(userData !== undefined ? { userData } : {}),
           ...(mounts ? { mounts: mounts.map((m) => ({ tag: m.tag, guest: m.guest, type: m.type, readOnly: m.readOnly })) } : {}),
           ...(mounts && guestUidForMounts() !== undefined ? { userUid: guestUidForMounts()! } : {}),
+          ...(attachments.length ? { networkConfig: networkConfigV2(macFor(instanceId), attachments), networkConfigSource: 'kumo network-config' } : {}),
         },
         files.seed,
       ),
@@ -149,6 +163,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
       ...(spec.ttlSec !== undefined ? { expiresAt: new Date(createdAt + spec.ttlSec * 1000).toISOString() } : {}),
       ...(userData !== undefined ? { userDataDigest: userDataDigest(userData) } : {}),
       ...(mounts ? { mounts } : {}),
+      ...(attachments.length ? { networks: attachments } : {}),
     };
     const full: InstanceRecord = opts.extra ? { ...rec, ...opts.extra(rec) } : rec;
     // The record is written last: it is the "complete" marker.
@@ -156,6 +171,7 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
     if (full.expiresAt) ensureTtlReaper(paths);
     return full;
   } catch (e) {
+    if (attachments.length) await releaseAddresses(paths, spec.name, attachments.map((a) => a.network)).catch(() => {});
     await rm(files.dir, { recursive: true, force: true }).catch(() => {});
     throw e;
   }

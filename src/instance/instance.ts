@@ -272,9 +272,9 @@ async function createForLaunch(paths: KumoPaths, input: InstanceSpecInput, o: Op
   const em = new Emitter(o.onEvent);
   const spec = validateSpec(input, { ...(o.cwd ? { cwd: o.cwd } : {}), drivers: driverNames() });
   const driver = await getDriver(spec.driver);
-  // shared folders: virtiofs needs its own shared memory and QEMU cannot save such a machine, so no template
-  if (o.cold || templateIneligible(spec, driver) || spec.mounts?.length) {
+  if (o.cold || templateIneligible(spec, driver)) {
     if (o.cold) em.info(`${spec.name}: booting (--cold)`);
+    else if (spec.networks?.length) em.info(`${spec.name}: booting: a warm template has no NICs on private networks`);
     return createInstance(paths, spec, o);
   }
   const image = await em.step('image', `image ${spec.image}`, () => resolveImage(paths, spec.image, o));

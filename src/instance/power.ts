@@ -17,6 +17,8 @@ import { folderDriver, getDriver, requireCapability, type Driver, type SshEndpoi
 import { NotReadyError, sshBanner, waitReady, type ReadyResult } from '../guest/ready.js';
 import { closeMaster } from '../guest/master.js';
 import { endpointFor, resolveSshTarget, sshTargetFor } from './ssh-target.js';
+import { joinSwitches, leaveSwitches, networksOf, syncHosts } from './networks.js';
+import { releaseAddresses } from '../network/store.js';
 import {
   IncompleteInstanceError,
   InstanceNotFoundError,
@@ -57,7 +59,15 @@ export async function startInstance(paths: KumoPaths, name: string, opts: StartI
     await using _lock = await lockInstance(paths, name, 'start', 2000, opts.signal);
     rec = await readRecord(paths, name);
     driver = await getDriver(rec.driver);
-    const started = await startOrRestore(paths, rec, driver, opts);
+    // Its private networks' switches run before its machine joins them.
+    await joinSwitches(paths, rec, opts);
+    let started: Awaited<ReturnType<typeof startOrRestore>>;
+    try {
+      started = await startOrRestore(paths, rec, driver, opts);
+    } catch (e) {
+      await leaveSwitches(paths, networksOf(rec), name).catch(() => {});
+      throw e;
+    }
     rec = started.rec;
     restored = started.restored;
     const res = started.res;
@@ -66,6 +76,8 @@ export async function startInstance(paths: KumoPaths, name: string, opts: StartI
     await writeRecord(paths, rec);
     const rt = runtimeFor(paths, rec);
     ep = await endpointFor(driver, rt, rec).catch(() => undefined);
+    // The members already running learn its name now; it gets the table once it is ready.
+    if (rec.networks?.length) await syncHosts(paths, networksOf(rec), { ...opts, skip: name });
     em.info(`${name}: ${driver.name} running (${res.accel})${restored ? `, ${restored.kind === 'template' ? `restored from template ${rec.template?.id}` : 'resumed'} in ${restored.startMs + restored.restoreMs} ms` : ''}, ${ep ? `ssh on ${ep.host}:${ep.port}` : 'ssh address not known yet'}`);
   }
   if (restored) {
@@ -74,11 +86,13 @@ export async function startInstance(paths: KumoPaths, name: string, opts: StartI
     const t0 = Date.now();
     if (opts.wait !== false) await waitSshAnswers(rec.name, target.host, target.port, (opts.timeoutSec ?? rec.timeoutSec) * 1000, opts.signal);
     const sshMs = Date.now() - t0;
+    if (opts.wait !== false && rec.networks?.length) await syncHosts(paths, networksOf(rec), { ...opts, only: [name] });
     const timings = { start: restored.startMs, restore: restored.restoreMs, ...(restored.identityMs !== undefined ? { identity: restored.identityMs } : {}), ssh: sshMs };
     return { record: rec, accel, ...(ep ? { ssh: ep } : {}), restored: { ...restored, sshMs }, ...(opts.wait !== false ? { ready: { timings, cloudInit: { status: 'done', errors: [] } } } : {}) };
   }
   if (opts.wait === false) return { record: rec, accel, ...(ep ? { ssh: ep } : {}) };
   const ready = await waitInstanceReady(paths, rec, opts);
+  if (rec.networks?.length) await syncHosts(paths, networksOf(rec), { ...opts, only: [name] });
   ep ??= await endpointFor(driver, runtimeFor(paths, rec), rec).catch(() => undefined);
   return { record: rec, accel, ...(ep ? { ssh: ep } : {}), ready };
 }
@@ -279,11 +293,14 @@ export async function stopInstance(paths: KumoPaths, name: string, opts: StopIns
       await rm(rec.restore.stateFile, { force: true });
       em.info(`${name}: its saved state was dropped`);
     }
+    await leaveSwitches(paths, networksOf(rec), name);
     return { wasRunning: false };
   }
   await em.step('stop', opts.force ? `stopping ${name} (forced)` : `stopping ${name}`, () =>
     driver.stop(rt, { ...(opts.force ? { force: true } : {}), ...(opts.timeoutSec !== undefined ? { timeoutMs: opts.timeoutSec * 1000 } : {}), ...opts }),
   );
+  // A switch no running member needs any more is stopped.
+  await leaveSwitches(paths, networksOf(rec), name);
   return { wasRunning: true };
 }
 
@@ -320,6 +337,13 @@ export async function deleteInstance(paths: KumoPaths, name: string, opts: Delet
   // What the backend keeps for the instance's whole life (a libvirt domain, its volumes).
   await driver.purge?.(rt);
   await rm(files.dir, { recursive: true, force: true });
+  // Its addresses go back to their networks (every network when the record is lost); the members
+  // left forget its name, and a switch no running member needs is stopped.
+  const left = await releaseAddresses(paths, name, rec ? networksOf(rec) : undefined);
+  if (left.length) {
+    await leaveSwitches(paths, left, name);
+    await syncHosts(paths, left, opts);
+  }
 }
 
 export interface SuspendResult {
@@ -348,6 +372,7 @@ export async function suspendInstance(paths: KumoPaths, name: string, opts: OpOp
   await closeMaster(await resolveSshTarget(paths, rec).catch(() => sshTargetFor(paths, rec)));
   const stateFile = instanceFiles(paths, name).suspendState;
   const saved = await em.step('suspend', `saving ${name}'s state`, () => d.saveState(rt, stateFile, opts));
+  await leaveSwitches(paths, networksOf(rec), name);
   const next: InstanceRecord = {
     ...rec,
     restore: {

@@ -24,6 +24,7 @@ import { acquireLock, lockHolder, type Lock } from '../core/lock.js';
 import type { PortForward, InstanceRuntime } from '../driver/driver.js';
 import { vmgenidFor } from '../driver/index.js';
 import type { EventSink } from '../events/events.js';
+import { networkFiles, type NetworkAttachment } from '../network/store.js';
 
 export const RECORD_VERSION = 1;
 
@@ -93,6 +94,8 @@ export interface InstanceRecord {
   userDataDigest?: string;
   /** Shared host folders, with the transport chosen at create (config/mounts.ts). */
   mounts?: ResolvedMount[];
+  /** Private networks it is on: its address and NIC MAC on each (leases of src/network/store.ts). */
+  networks?: NetworkAttachment[];
 }
 
 export type { InstanceFiles };
@@ -232,6 +235,7 @@ export function runtimeFor(paths: KumoPaths, rec: InstanceRecord): InstanceRunti
     vmgenid: vmgenidFor(rec.instanceId),
     ...(rec.driverOptions ? { driverOptions: rec.driverOptions } : {}),
     ...(rec.mounts?.length ? { mounts: rec.mounts } : {}),
+    ...(rec.networks?.length ? { networks: rec.networks.map((n) => ({ name: n.network, mac: n.mac, socket: networkFiles(paths, n.network).socket })) } : {}),
     ...runConfig(rec),
   };
 }

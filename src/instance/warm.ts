@@ -60,6 +60,9 @@ export interface WarmResult {
 export function templateIneligible(spec: InstanceSpec, driver: Driver): string | undefined {
   if (!hasCapability(driver, 'templates') || !hasCapability(driver, 'suspend')) return `the ${driver.name} driver has no warm templates`;
   if (spec.userDataPath !== undefined || spec.userDataText !== undefined) return 'custom user-data runs at first boot';
+  // virtiofs needs a shared memory of its own, and QEMU cannot save a machine with shared folders
+  if (spec.mounts?.length) return 'shared folders are set up at boot (and QEMU cannot save such a machine)';
+  if (spec.networks?.length) return 'a template has no NIC on private networks';
   return undefined;
 }
 

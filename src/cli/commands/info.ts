@@ -29,6 +29,7 @@ const info: CommandDef = {
         ['ssh', r ? (i.ssh ? `${r.ssh.user}@${i.ssh.host}:${i.ssh.port}` : r.ssh.port && r.driver === 'qemu' ? `${r.ssh.user}@127.0.0.1:${r.ssh.port} (when running)` : `${r.ssh.user} (address known once running)`) : undefined],
         ['ports', r?.ports.map((p) => portWords(p, i.state === 'running' || i.state === 'paused')).join(', ')],
         ['mounts', r?.mounts?.length ? r.mounts.map((m) => `${m.host} -> ${m.guest}${m.readOnly ? ' (ro)' : ''} [${m.type}]`).join(', ') : undefined],
+        ['networks', r?.networks?.length ? r.networks.map((n) => `${n.network} ${n.address}/${n.prefix} (${n.mac})`).join(', ') : undefined],
         ['labels', r?.labels && Object.keys(r.labels).length ? Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(', ') : undefined],
         ['expires', r?.expiresAt ? `${r.expiresAt} (${formatRemaining(Date.parse(r.expiresAt) - Date.now())}${Date.parse(r.expiresAt) > Date.now() ? ' left' : ''})` : undefined],
         ['instance-id', r?.instanceId],

@@ -39,6 +39,7 @@ const list: CommandDef = {
       labels: s.record?.labels ?? {},
       expiresAt: s.record?.expiresAt,
       ttlRemainingSec: s.record?.expiresAt ? Math.max(0, Math.round((Date.parse(s.record.expiresAt) - now) / 1000)) : undefined,
+      networks: (s.record?.networks ?? []).map((n) => ({ network: n.network, address: n.address })),
     }));
     for (const o of orphans) {
       rows.push({
@@ -58,6 +59,7 @@ const list: CommandDef = {
         labels: {},
         expiresAt: undefined,
         ttlRemainingSec: undefined,
+        networks: [],
       });
     }
     if (ctx.out.json) return ctx.out.jsonDoc(rows);
@@ -71,6 +73,7 @@ const list: CommandDef = {
       { header: 'PORTS', get: (r) => r.ports.join(',') || undefined },
       { header: 'CPUS', get: (r) => r.cpus, align: 'right' },
       { header: 'MEMORY', get: (r) => (r.memoryMiB !== undefined ? `${r.memoryMiB}M` : undefined), align: 'right' },
+      ...(rows.some((r) => r.networks.length) ? [{ header: 'NETWORKS', get: (r: (typeof rows)[number]) => r.networks.map((n) => `${n.network}=${n.address}`).join(',') || undefined }] : []),
       ...(rows.some((r) => r.expiresAt) ? [{ header: 'TTL', get: (r: (typeof rows)[number]) => (r.expiresAt ? formatRemaining(Date.parse(r.expiresAt) - now) : undefined) }] : []),
       ...(rows.some((r) => Object.keys(r.labels).length)
         ? [{ header: 'LABELS', get: (r: (typeof rows)[number]) => Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',') || undefined }]

@@ -102,6 +102,11 @@ export function buildQemuArgv(rt: InstanceRuntime, o: QemuArgvOptions): string[]
   const fwds = [{ proto: 'tcp' as const, hostAddr: '127.0.0.1', hostPort: rt.sshPort, guestPort: 22 }, ...rt.ports];
   a.push('-netdev', ['user', `id=${QEMU_NETDEV}`, ...fwds.map((f) => `hostfwd=${hostfwdRule(f)}`)].join(','));
   a.push('-device', `virtio-net-pci,netdev=${QEMU_NETDEV},mac=${rt.mac}`);
+  // Private networks: a NIC each on the network's VDE switch (src/network/switch.ts).
+  (rt.networks ?? []).forEach((n, i) => {
+    a.push('-netdev', `vde,id=vnet${i + 1},sock=${qemuOptValue(n.socket)}`);
+    a.push('-device', `virtio-net-pci,netdev=vnet${i + 1},mac=${n.mac}`);
+  });
   a.push('-device', 'virtio-rng-pci');
   a.push(...mountArgs(rt));
   // The VM generation id: a clone gets a new one, and the guest kernel reseeds its RNG.

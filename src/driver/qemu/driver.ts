@@ -57,6 +57,7 @@ export class QemuDriver implements Driver {
     livePorts: true,
     offlineSnapshots: true,
     liveSnapshots: true,
+    privateNetworks: true,
   };
 
   constructor(readonly binary = QEMU_BINARY) {}

@@ -148,3 +148,15 @@ test('argv: a template (RAM in a shared file) and a clone (the file private, a p
   assert.deepEqual(optAfter(c, '-object'), ['memory-backend-file,id=mem0,size=1024M,mem-path=/t/mem,,ory,share=off']);
   assert.deepEqual(optAfter(c, '-incoming'), ['defer']);
 });
+
+test('argv: a private network adds a vde netdev on its switch and a virtio-net NIC with its own MAC, after the user-mode NIC', () => {
+  const a = buildQemuArgv({ ...rt, networks: [{ name: 'backend', mac: '52:54:00:aa:00:02', socket: '/home/u/kumo/networks/backend/switch' }, { name: 'lab', mac: '52:54:00:bb:00:09', socket: '/k,x/networks/lab/switch' }] }, { accel: 'tcg' });
+  const netdevs = optAfter(a, '-netdev');
+  assert.equal(netdevs.length, 3);
+  assert.match(netdevs[0]!, /^user,id=net0,/);
+  assert.equal(netdevs[1], 'vde,id=vnet1,sock=/home/u/kumo/networks/backend/switch');
+  assert.equal(netdevs[2], 'vde,id=vnet2,sock=/k,,x/networks/lab/switch', 'commas in the path are doubled');
+  const nics = optAfter(a, '-device').filter((d) => d.startsWith('virtio-net-pci'));
+  assert.deepEqual(nics, [`virtio-net-pci,netdev=net0,mac=${rt.mac}`, 'virtio-net-pci,netdev=vnet1,mac=52:54:00:aa:00:02', 'virtio-net-pci,netdev=vnet2,mac=52:54:00:bb:00:09']);
+  assert.equal(optAfter(buildQemuArgv(rt, { accel: 'tcg' }), '-netdev').length, 1, 'no network: the user-mode NIC only');
+});
