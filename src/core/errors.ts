@@ -381,6 +381,15 @@ export const ERROR_CODES = {
   PROXY_ERROR: { kind: 'external', meaning: 'the download proxy refused the connection, asked for credentials (407) or refused the CONNECT tunnel (ProxyError)' },
   PROXY_INVALID: { kind: 'invalid', otherKinds: ['unsupported'], meaning: 'HTTPS_PROXY / HTTP_PROXY is not an http:// proxy URL' },
   SCHEMA_NOT_FOUND: { kind: 'not-found', meaning: 'kumo schema was asked for a schema it does not have' },
+  // kumo set, kumo config, kumo list --format (src/instance/set.ts, src/config/user-config.ts, src/cli)
+  DISK_SHRINK: { kind: 'invalid', meaning: 'kumo set was asked for a disk smaller than the instance has (a disk only grows)' },
+  NOTHING_TO_SET: { kind: 'invalid', meaning: 'kumo set was given no field to change' },
+  INSTANCE_HAS_SAVED_STATE: { kind: 'conflict', meaning: 'the instance has a saved state its next start resumes; its shape cannot change before that' },
+  SET_DISK_UNSUPPORTED: { kind: 'unsupported', meaning: 'the instance runs on a libvirt pool volume that kumo set does not resize' },
+  CONFIG_PARSE: { kind: 'invalid', meaning: 'the user config file (config.yaml) is not valid YAML or not a mapping' },
+  CONFIG_UNKNOWN_KEY: { kind: 'invalid', meaning: 'a user config key (kumo config, config.yaml) is not a known one' },
+  CONFIG_BAD_VALUE: { kind: 'invalid', meaning: 'a user config value (kumo config set, config.yaml) is not valid for its key' },
+  BAD_FORMAT: { kind: 'invalid', meaning: 'a --format template names an unknown field or cannot be parsed' },
 } as const satisfies Record<string, { kind: ErrorKind; otherKinds?: readonly ErrorKind[]; meaning: string }>;
 
 /** A code of the table. */
