@@ -89,17 +89,23 @@ export class Output {
       for (const r of cells) this.line(r.join('\t'));
       return;
     }
-    const widths = cols.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
-    const fmt = (vals: string[], head: boolean) =>
-      vals
-        .map((v, i) => {
-          const padded = cols[i]!.align === 'right' ? v.padStart(widths[i]!) : v.padEnd(widths[i]!);
-          return head ? this.paint('bold', padded) : padded;
-        })
-        .join('  ')
-        .trimEnd();
-    this.line(fmt(cols.map((c) => c.header), true));
-    for (const r of cells) this.line(fmt(r, false));
+    const natural = cols.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
+    const width = terminalColumns(this.stdout);
+    const widths = fitWidths(natural, width, 2);
+    // Cells longer than their column end in an ellipsis; a line never reaches the last column (no wrap).
+    const fmt = (vals: string[]) =>
+      truncate(
+        vals
+          .map((v, i) => {
+            const cell = truncate(v, widths[i]!);
+            return cols[i]!.align === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!);
+          })
+          .join('  ')
+          .trimEnd(),
+        width - 1,
+      );
+    this.line(this.paint('bold', fmt(cols.map((c) => c.header))));
+    for (const r of cells) this.line(fmt(r));
   }
 
   /** Key/value block for `info` style commands. */
@@ -123,6 +129,41 @@ export class Output {
   finishProgress(): void {
     this.progress?.finish();
   }
+}
+
+/** The width of the terminal a stream writes to (COLUMNS when it does not say; 80 otherwise). */
+export function terminalColumns(stream: NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env): number {
+  const c = (stream as NodeJS.WriteStream).columns;
+  if (c && c > 0) return c;
+  const e = Number(env.COLUMNS);
+  return Number.isInteger(e) && e > 0 ? e : 80;
+}
+
+/**
+ * Column widths that fit `total` columns with `gap` spaces between them: the widest columns give
+ * up room first, none below 3 characters (or its natural width when that is less). A table that
+ * cannot fit even so keeps those minimums (each line is then cut at the terminal's edge).
+ */
+export function fitWidths(natural: readonly number[], total: number, gap: number): number[] {
+  const w = [...natural];
+  const room = total - 1 - gap * Math.max(0, w.length - 1); // never the last column of the terminal: some wrap there
+  const min = natural.map((n) => Math.min(n, 3));
+  let sum = w.reduce((a, b) => a + b, 0);
+  while (sum > room) {
+    let widest = -1;
+    for (let i = 0; i < w.length; i++) if (w[i]! > min[i]! && (widest < 0 || w[i]! > w[widest]!)) widest = i;
+    if (widest < 0) break;
+    w[widest]!--;
+    sum--;
+  }
+  return w;
+}
+
+/** `s` cut to `width` characters, the last one an ellipsis when cut. */
+export function truncate(s: string, width: number): string {
+  const chars = [...s];
+  if (chars.length <= width) return s;
+  return width <= 0 ? '' : chars.slice(0, width - 1).join('') + '\u2026';
 }
 
 function fmtCell(v: string | number | undefined | null): string {
