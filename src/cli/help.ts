@@ -3,19 +3,26 @@
  */
 import { GLOBAL_OPTIONS, optionUsage, usageWords, type CommandDef, type OptionSpec } from './command.js';
 import type { Output } from './output.js';
+import { aliasesOf } from './registry.js';
+
+/** `list (ls)`: a command's name with its aliases. */
+function nameWithAliases(name: string): string {
+  const a = aliasesOf(name);
+  return a.length ? `${name} (${a.join(', ')})` : name;
+}
 
 /** Order of the main help; commands not listed here follow alphabetically. */
 const GROUPS: [string, string[]][] = [
-  ['Machines', ['launch', 'create', 'start', 'stop', 'restart', 'delete', 'list', 'info', 'ssh', 'exec', 'cp', 'logs', 'port', 'repair']],
+  ['Machines', ['launch', 'create', 'start', 'stop', 'restart', 'delete', 'list', 'info', 'shell', 'ssh', 'ssh-config', 'exec', 'cp', 'logs', 'port', 'set', 'repair']],
   ['Golden images', ['capture', 'consolidate', 'clone', 'snapshot']],
   ['Images and disks', ['image', 'disk', 'seed']],
-  ['Setup', ['doctor', 'completion', 'help']],
+  ['Setup', ['config', 'doctor', 'completion', 'help']],
 ];
 
 export function renderMainHelp(defs: CommandDef[], out: Output): string {
   const byName = new Map(defs.map((d) => [d.name, d]));
   const seen = new Set<string>();
-  const width = Math.max(...defs.map((d) => d.name.length)) + 2;
+  const width = Math.max(...defs.map((d) => nameWithAliases(d.name).length)) + 2;
   const lines: string[] = [
     'kumo: a personal cloud on one machine. Cached images, copy-on-write VMs with cloud-init.',
     '',
@@ -27,13 +34,13 @@ export function renderMainHelp(defs: CommandDef[], out: Output): string {
     lines.push('', out.paint('bold', `${title}:`));
     for (const n of present) {
       seen.add(n);
-      lines.push(`  ${n.padEnd(width)}${byName.get(n)!.summary}`);
+      lines.push(`  ${nameWithAliases(n).padEnd(width)}${byName.get(n)!.summary}`);
     }
   }
   const others = defs.filter((d) => !seen.has(d.name));
   if (others.length) {
     lines.push('', out.paint('bold', 'Other:'));
-    for (const d of others) lines.push(`  ${d.name.padEnd(width)}${d.summary}`);
+    for (const d of others) lines.push(`  ${nameWithAliases(d.name).padEnd(width)}${d.summary}`);
   }
   lines.push('', out.paint('bold', 'Global options:'), ...renderOptions(GLOBAL_OPTIONS), `  ${'-V, --version'.padEnd(24)}print the version`);
   lines.push(
@@ -50,6 +57,8 @@ export function renderMainHelp(defs: CommandDef[], out: Output): string {
 
 export function renderCommandHelp(def: CommandDef, path: string, out: Output): string {
   const lines: string[] = [`${out.paint('bold', 'Usage:')} ${wrapWords(['kumo', ...usageWords(def, path)], 7 + `kumo ${path} `.length)}`, '', def.summary];
+  const aliases = path.includes(' ') ? [] : aliasesOf(path);
+  if (aliases.length) lines.push('', `${out.paint('bold', 'Aliases:')} ${aliases.map((a) => `kumo ${a}`).join(', ')}`);
   if (def.description) lines.push('', def.description.trim());
   if (def.subcommands?.length) {
     const w = Math.max(...def.subcommands.map((s) => s.name.length)) + 2;
