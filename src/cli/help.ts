@@ -104,3 +104,66 @@ function renderOptions(opts: Record<string, OptionSpec>): string[] {
     return flag.length >= 24 ? `  ${flag}\n  ${' '.repeat(24)}${desc}` : `  ${flag.padEnd(24)}${desc}`;
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// docs/cli.md: the same tables as --help, as Markdown (`kumo help --markdown > docs/cli.md`;
+// test/unit/cli/cli-docs.test.ts fails when the file is stale)
+
+const mdCell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+function mdOptions(opts: Record<string, OptionSpec>): string[] {
+  const rows = Object.entries(opts).map(([name, o]) => {
+    const flag = `${o.short ? `\`-${o.short}\`, ` : ''}\`--${o.type === 'boolean' && o.default === true ? `[no-]${name}` : name}${o.type === 'string' ? ` ${o.placeholder ?? 'VALUE'}` : ''}\``;
+    let desc = o.description;
+    if (o.choices) desc += ` (${o.choices.join('\\|')})`;
+    if (o.multiple) desc += ' (repeatable)';
+    if (o.required) desc += ' (required)';
+    return `| ${flag} | ${mdCell(desc)} |`;
+  });
+  return ['| Option | Meaning |', '| --- | --- |', ...rows];
+}
+
+function mdCommand(def: CommandDef, path: string, level: number): string[] {
+  const out: string[] = [`${'#'.repeat(level)} kumo ${path}`, '', `${def.summary.charAt(0).toUpperCase()}${def.summary.slice(1)}.`, ''];
+  const aliases = path.includes(' ') ? [] : aliasesOf(path);
+  if (aliases.length) out.push(`Aliases: ${aliases.map((a) => `\`kumo ${a}\``).join(', ')}`, '');
+  out.push('```', `kumo ${usageWords(def, path).join(' ')}`, '```', '');
+  if (def.description) out.push(def.description.trim(), '');
+  if (def.args?.some((a) => a.description)) {
+    out.push('| Argument | Meaning |', '| --- | --- |');
+    for (const a of def.args) if (a.description) out.push(`| \`${(a.placeholder ?? a.name.toUpperCase()) + (a.variadic ? '...' : '')}\` | ${mdCell(a.description)}${a.required ? '' : ' (optional)'} |`);
+    out.push('');
+  }
+  if (def.options && Object.keys(def.options).length) out.push(...mdOptions(def.options), '');
+  if (def.examples?.length) out.push('Examples:', '', '```sh', ...def.examples, '```', '');
+  for (const s of def.subcommands ?? []) out.push(...mdCommand(s, `${path} ${s.name}`, level + 1));
+  return out;
+}
+
+/** The whole CLI reference (docs/cli.md), in the order of the main help. */
+export function renderMarkdown(defs: CommandDef[]): string {
+  const byName = new Map(defs.map((d) => [d.name, d]));
+  const ordered: CommandDef[] = [];
+  for (const [, names] of GROUPS) for (const n of names) if (byName.has(n)) ordered.push(byName.get(n)!);
+  for (const d of defs) if (!ordered.includes(d)) ordered.push(d);
+  const lines = [
+    '# kumo command reference',
+    '',
+    '<!-- Generated from the option tables of the commands (the same as `kumo help`): do not edit.',
+    '     Regenerate with: node bin/kumo.js help --markdown > docs/cli.md -->',
+    '',
+    'Commands:',
+    '',
+    ...ordered.map((d) => `- [\`kumo ${d.name}\`](#kumo-${d.name.replace(/[^a-z0-9-]/g, '')})${aliasesOf(d.name).length ? ` (${aliasesOf(d.name).join(', ')})` : ''}: ${d.summary}`),
+    '',
+    '## Global options',
+    '',
+    'Accepted before, between and after the command words.',
+    '',
+    ...mdOptions(GLOBAL_OPTIONS),
+    '| `-V`, `--version` | print the version |',
+    '',
+  ];
+  for (const d of ordered) lines.push(...mdCommand(d, d.name, 2));
+  return lines.join('\n').replace(/\n+$/, '\n');
+}

@@ -30,6 +30,8 @@ export interface SetChanges {
 export interface SetOptions extends OpOptions {
   /** Stop a running instance first (graceful power-down) instead of refusing. */
   stop?: boolean;
+  /** With `stop`: seconds to wait for the graceful power-down before forcing it. */
+  stopTimeoutSec?: number;
 }
 
 export interface SetChange {

@@ -1,5 +1,5 @@
 /** `kumo set NAME --cpus N --memory SIZE --disk SIZE`: change a stopped instance (the disk only grows). */
-import { argString, optBool, optString, type CommandDef } from '../command.js';
+import { argString, optBool, optInt, optString, type CommandDef } from '../command.js';
 
 const set: CommandDef = {
   name: 'set',
@@ -14,6 +14,7 @@ const set: CommandDef = {
     memory: { type: 'string', short: 'm', description: 'memory, e.g. 2G or 2048 (MiB)', placeholder: 'SIZE' },
     disk: { type: 'string', description: 'grow the disk to SIZE (e.g. 20G; never smaller than it is)', placeholder: 'SIZE' },
     stop: { type: 'boolean', description: 'stop the VM first if it runs (graceful power-down) instead of refusing' },
+    timeout: { type: 'string', description: 'with --stop: seconds to wait for the guest to power down before forcing (default 60)', placeholder: 'SEC' },
   },
   examples: ['kumo set web --cpus 4 --memory 4G', 'kumo set web --disk 40G', 'kumo set --stop web --memory 2G && kumo start web'],
   async run(ctx, args) {
@@ -26,7 +27,8 @@ const set: CommandDef = {
       ...(optString(args, 'memory') !== undefined ? { memory: optString(args, 'memory') } : {}),
       ...(optString(args, 'disk') !== undefined ? { disk: optString(args, 'disk') } : {}),
     };
-    const r = await setInstance(paths, name, changes, { stop: optBool(args, 'stop'), onEvent: ctx.out.events(), signal: ctx.signal });
+    const stopTimeoutSec = optInt(args, 'timeout', 0, 86400);
+    const r = await setInstance(paths, name, changes, { stop: optBool(args, 'stop'), ...(stopTimeoutSec !== undefined ? { stopTimeoutSec } : {}), onEvent: ctx.out.events(), signal: ctx.signal });
     ctx.out.finishProgress();
     if (ctx.out.json) return ctx.out.jsonDoc({ name: r.name, changes: r.changes });
     if (!r.changes.length) return ctx.out.note(`${name}: nothing changed (it has those values already)`);
