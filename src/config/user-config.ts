@@ -21,7 +21,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { Document, isMap, parseDocument } from 'yaml';
+import { Document, isMap, isScalar, parseDocument, type Scalar, type YAMLMap } from 'yaml';
 import { InvalidInputError, fsError, type ValidationIssue } from '../core/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../core/fs.js';
 import { nameIssues } from '../core/names.js';
@@ -207,7 +207,20 @@ export async function unsetUserConfigKey(key: string, o: ValidateUserConfigOptio
   configKey(key);
   const path = o.path ?? userConfigPath(o.env);
   let had = false;
-  await edit(path, (doc) => (had = doc.delete(key)), o);
+  await edit(
+    path,
+    (doc) => {
+      // a comment above the key goes on to what follows it (the file's header comment sits there)
+      const items = (doc.contents as YAMLMap).items;
+      const i = items.findIndex((p) => isScalar(p.key) && p.key.value === key);
+      const above = i >= 0 && isScalar(items[i]!.key) ? (items[i]!.key as Scalar).commentBefore : undefined;
+      const next = items[i + 1]?.key;
+      if (above && isScalar(next)) next.commentBefore = next.commentBefore ? `${above}\n${next.commentBefore}` : above;
+      else if (above) doc.commentBefore = doc.commentBefore ? `${doc.commentBefore}\n${above}` : above;
+      had = doc.delete(key);
+    },
+    o,
+  );
   return had;
 }
 
