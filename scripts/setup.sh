@@ -17,6 +17,7 @@ PACKAGES=(
   util-linux mount procps iproute2 passwd kmod ca-certificates curl openssl  # mount, losetup, pgrep, ss, useradd, modprobe; curl for the download bench; openssl for the tests' TLS certificates
   qemu-system-common                          # virtiofsd (/usr/lib/qemu/virtiofsd, not on PATH): shared folders over virtiofs
   vde2                                        # vde_switch: one switch per private network (kumo network)
+  openssh-server tmux                         # tests: a real sshd on 127.0.0.1 for kumo ssh-config; a real terminal for the progress lines
 )
 # Packages the tests rely on that every Debian system has (Essential: yes), so setup installs none
 # of them; scripts/programs.txt may name them (test/integration/scripts/programs.test.ts checks
@@ -34,6 +35,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The tests start their own sshd on 127.0.0.1 (a port of their own); the package's service must not listen on the host.
+if [ -e /lib/systemd/system/ssh.service ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/ssh ]; then
+  $SUDO /etc/init.d/ssh stop >/dev/null 2>&1 || true
+  command -v update-rc.d >/dev/null && $SUDO update-rc.d ssh disable >/dev/null 2>&1 || true
 fi
 
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then

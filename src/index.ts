@@ -76,6 +76,8 @@ export {
 // Snapshots, clones, golden images.
 export { createSnapshot, listSnapshots, restoreSnapshot, deleteSnapshot } from './instance/index.js';
 export { cloneInstance, type CloneOptions, type CloneResult } from './instance/index.js';
+// Change a stopped instance's cpus, memory, disk size (kumo set).
+export { setInstance, DiskShrinkError, type SetChanges, type SetOptions, type SetChange, type SetResult } from './instance/set.js';
 // Warm templates (instant clones) and suspend/resume (docs/templates.md).
 export {
   warmTemplate,

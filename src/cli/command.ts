@@ -24,6 +24,8 @@ export interface OptionSpec {
   placeholder?: string;
   /** Values offered by shell completion. */
   choices?: readonly string[];
+  /** What shell completion offers for the value (default: from the placeholder: FILE -> files, DIR -> folders). */
+  complete?: CompleteKind;
   /** The command cannot run without it (checked by the parser, shown without brackets in usage). */
   required?: boolean;
   /** Value of a boolean option that is not given; `true` shows it as --no-NAME in usage. */
@@ -38,7 +40,12 @@ export interface ArgSpec {
   description?: string;
   /** Shown in usage instead of NAME (e.g. `[ADDR:]HOST:GUEST[/udp]`). */
   placeholder?: string;
+  /** What shell completion offers (default from the name: name(s)/src -> instances, image/ref(s) -> images, file -> files). */
+  complete?: CompleteKind;
 }
+
+/** What shell completion offers for an argument or an option's value (src/cli/complete.ts). */
+export type CompleteKind = 'instance' | 'image' | 'network' | 'file' | 'dir' | 'command' | 'none';
 
 /** The words after a command's arguments that are passed on as they are (ssh, exec: the guest command). */
 export interface RestSpec {

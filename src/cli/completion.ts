@@ -1,83 +1,75 @@
 /**
- * Shell completion scripts, generated from the command definitions. Instance names come from a
- * listing of KUMO_HOME/instances at completion time (instant: no kumo start-up per keystroke).
+ * Shell completion scripts. Each is a thin function that asks `kumo __complete WORD...` (complete.ts)
+ * for the candidates of the word under the cursor: commands, each command's own options, option
+ * values (choices, files), and instance, image and network names from the live store.
  */
-import { GLOBAL_OPTIONS, type CommandDef } from './command.js';
 
-/** Commands whose first argument is an instance name. */
-const TAKES_INSTANCE = new Set(['start', 'stop', 'restart', 'delete', 'info', 'ssh', 'exec', 'logs', 'port', 'capture', 'consolidate', 'clone', 'snapshot']);
-
-function flags(def: CommandDef): string[] {
-  return Object.keys({ ...GLOBAL_OPTIONS, ...(def.options ?? {}) }).map((o) => `--${o}`);
-}
-
-/** The instance folder listing, as a shell snippet for each shell (no kumo start-up cost). */
-const INSTANCES_SH = 'ls "${KUMO_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/kumo}/instances" 2>/dev/null';
-
-export function completionScript(shell: 'bash' | 'zsh' | 'fish', defs: CommandDef[]): string {
-  const names = defs.map((d) => d.name);
-  if (shell === 'fish') {
-    const lines = ['# fish completion for kumo', 'complete -c kumo -f'];
-    lines.push(`complete -c kumo -n "__fish_use_subcommand" -a "${names.join(' ')}"`);
-    for (const d of defs) {
-      lines.push(`complete -c kumo -n "__fish_seen_subcommand_from ${d.name}" -d ${JSON.stringify(d.summary)} -a ""`);
-      if (d.subcommands?.length)
-        lines.push(`complete -c kumo -n "__fish_seen_subcommand_from ${d.name}" -a "${d.subcommands.map((s) => s.name).join(' ')}"`);
-      for (const [o, spec] of Object.entries({ ...GLOBAL_OPTIONS, ...(d.options ?? {}), ...Object.assign({}, ...(d.subcommands ?? []).map((s) => s.options ?? {})) })) {
-        const choices = (spec as { choices?: readonly string[] }).choices;
-        lines.push(
-          `complete -c kumo -n "__fish_seen_subcommand_from ${d.name}" -l ${o}${(spec as { type: string }).type === 'string' ? ' -r' : ''}${choices ? ` -a "${choices.join(' ')}"` : ''} -d ${JSON.stringify((spec as { description: string }).description)}`,
-        );
-      }
-      if (TAKES_INSTANCE.has(d.name)) lines.push(`complete -c kumo -n "__fish_seen_subcommand_from ${d.name}" -a "(${INSTANCES_SH})"`);
-    }
-    return lines.join('\n') + '\n';
-  }
-  const cases = defs
-    .map((d) => {
-      const subs = d.subcommands?.map((s) => s.name) ?? [];
-      const subFlags = d.subcommands?.flatMap((s) => flags(s)) ?? [];
-      const words = [...new Set([...subs, ...flags(d), ...subFlags])].join(' ');
-      const inst = TAKES_INSTANCE.has(d.name) ? ` $(${INSTANCES_SH})` : '';
-      return `    ${d.name}) words="${words}${inst}" ;;`;
-    })
-    .join('\n');
-  const body = `_kumo_words() {
-  local cmd="$1" words=""
-  case "$cmd" in
-${cases}
-  esac
-  echo "$words"
-}`;
-  if (shell === 'bash') {
-    return `# bash completion for kumo
-${body}
+/** The words a script passes: everything after `kumo` up to the cursor, the current word last (maybe empty). */
+const BASH = `# bash completion for kumo (kumo completion bash)
 _kumo() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" cmd="" i
-  for ((i = 1; i < COMP_CWORD; i++)); do
-    case "\${COMP_WORDS[i]}" in -*) ;; *) cmd="\${COMP_WORDS[i]}"; break ;; esac
-  done
-  if [[ -z "$cmd" ]]; then
-    COMPREPLY=($(compgen -W "${names.join(' ')} ${Object.keys(GLOBAL_OPTIONS).map((o) => `--${o}`).join(' ')} --version" -- "$cur"))
-  else
-    COMPREPLY=($(compgen -W "$(_kumo_words "$cmd")" -- "$cur"))
-    [[ "$cur" == */* || "$cur" == .* ]] && COMPREPLY+=($(compgen -f -- "$cur"))
+  local line="\${COMP_LINE:0:COMP_POINT}" cur out l
+  local -a words
+  # split on blanks only: image names hold ':' (ubuntu:24.04), which bash's COMP_WORDS splits at
+  read -r -a words <<< "$line"
+  if [[ "$line" =~ [[:space:]]$ ]]; then words+=(""); fi
+  cur="\${words[\${#words[@]}-1]}"
+  COMPREPLY=()
+  out="$(command kumo __complete "\${words[@]:1}" 2>/dev/null)" || return 0
+  local files=0 colon=""
+  [[ "$cur" == *:* && "$COMP_WORDBREAKS" == *:* ]] && colon="\${cur%"\${cur##*:}"}"
+  while IFS= read -r l; do
+    case "$l" in
+      :files) files=1 ;;
+      :*) ;;
+      *) COMPREPLY+=("\${l#"$colon"}") ;;
+    esac
+  done <<< "$out"
+  if (( files )); then
+    local f
+    while IFS= read -r f; do [[ -n "$f" ]] && COMPREPLY+=("$f"); done < <(compgen -f -- "\${COMP_WORDS[COMP_CWORD]}")
+    compopt -o filenames 2>/dev/null
   fi
+  return 0
 }
 complete -o default -F _kumo kumo
 `;
-  }
-  return `#compdef kumo
-# zsh completion for kumo
-${body}
+
+const ZSH = `#compdef kumo
+# zsh completion for kumo (kumo completion zsh)
 _kumo() {
-  if (( CURRENT == 2 )); then
-    compadd -- ${names.join(' ')}
-  else
-    compadd -- $(_kumo_words "\${words[2]}")
-    _files
-  fi
+  local -a out cands
+  local l files=0
+  out=("\${(@f)$(command kumo __complete "\${(@)words[2,CURRENT]}" 2>/dev/null)}")
+  for l in "\${out[@]}"; do
+    case "$l" in
+      :files) files=1 ;;
+      :*) ;;
+      *) cands+=("$l") ;;
+    esac
+  done
+  (( \${#cands} )) && compadd -Q -- "\${cands[@]}"
+  (( files )) && _files
+  return 0
 }
 compdef _kumo kumo
 `;
+
+const FISH = `# fish completion for kumo (kumo completion fish)
+function __kumo_complete
+    set -l words (commandline -opc) (commandline -ct)
+    for l in (command kumo __complete $words[2..-1] 2>/dev/null)
+        switch $l
+            case ':files'
+                __fish_complete_path (commandline -ct)
+            case ':*'
+            case '*'
+                echo $l
+        end
+    end
+end
+complete -c kumo -f -a '(__kumo_complete)'
+`;
+
+export function completionScript(shell: 'bash' | 'zsh' | 'fish'): string {
+  return shell === 'bash' ? BASH : shell === 'zsh' ? ZSH : FISH;
 }

@@ -98,11 +98,12 @@ export function specInput(args: ParsedArgs, base: Record<string, unknown>): Reco
   return o;
 }
 
-/** The spec input of `launch` / `create`: the --spec file (if any) under the flags. */
+/** The spec input of `launch` / `create`: the user's config.yaml defaults under the --spec file (if any) under the flags. */
 export async function loadSpecInput(args: ParsedArgs): Promise<Record<string, unknown>> {
   const file = optString(args, 'spec');
   const base = file ? await (await import('../config/spec.js')).loadSpecFile(file) : {};
-  return specInput(args, base);
+  const { userDefaults } = await import('./user-defaults.js');
+  return specInput(args, { ...(await userDefaults()), ...base });
 }
 
 /** `--label KEY=VALUE` (repeatable) and `--ttl DURATION` of `launch` and `create`. */

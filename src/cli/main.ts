@@ -13,6 +13,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`kumo ${version()}\n`);
     return 0;
   }
+  // Shell completion (hidden; the scripts of `kumo completion` call it): no dispatch, no KUMO_HOME creation.
+  if (argv[0] === '__complete') return (await import('./complete-source.js')).runComplete(argv.slice(1));
   const { runCli } = await import('./run.js');
   return runCli(argv);
 }

@@ -89,17 +89,23 @@ export class Output {
       for (const r of cells) this.line(r.join('\t'));
       return;
     }
-    const widths = cols.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
-    const fmt = (vals: string[], head: boolean) =>
-      vals
-        .map((v, i) => {
-          const padded = cols[i]!.align === 'right' ? v.padStart(widths[i]!) : v.padEnd(widths[i]!);
-          return head ? this.paint('bold', padded) : padded;
-        })
-        .join('  ')
-        .trimEnd();
-    this.line(fmt(cols.map((c) => c.header), true));
-    for (const r of cells) this.line(fmt(r, false));
+    const natural = cols.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
+    const width = terminalColumns(this.stdout);
+    const widths = fitWidths(natural, width, 2);
+    // Cells longer than their column end in an ellipsis; a line never reaches the last column (no wrap).
+    const fmt = (vals: string[]) =>
+      truncate(
+        vals
+          .map((v, i) => {
+            const cell = truncate(v, widths[i]!);
+            return cols[i]!.align === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!);
+          })
+          .join('  ')
+          .trimEnd(),
+        width - 1,
+      );
+    this.line(this.paint('bold', fmt(cols.map((c) => c.header))));
+    for (const r of cells) this.line(fmt(r));
   }
 
   /** Key/value block for `info` style commands. */
@@ -108,12 +114,16 @@ export class Output {
     for (const [k, v] of pairs) if (v !== undefined && v !== null && v !== '') this.line(`${this.paint('bold', (k + ':').padEnd(w + 1))} ${v}`);
   }
 
-  /** The event sink to give library calls. */
-  events(): (e: KumoEvent) => void {
-    if (this.json) return (e) => this.stderr.write(JSON.stringify({ event: e }) + '\n');
+  /**
+   * The event sink to give library calls. Give each of several tasks run at once its own `task`
+   * (an image ref, a machine name): on a TTY each gets a live line of its own, its lines are
+   * prefixed with it, and with --json its events carry it.
+   */
+  events(task?: string): (e: KumoEvent) => void {
+    if (this.json) return (e) => this.stderr.write(JSON.stringify(task ? { task, event: e } : { event: e }) + '\n');
     this.progress ??= new ProgressRenderer(this);
     const p = this.progress;
-    return (e) => p.handle(e);
+    return (e) => p.handle(e, task);
   }
 
   clearProgress(): void {
@@ -123,6 +133,41 @@ export class Output {
   finishProgress(): void {
     this.progress?.finish();
   }
+}
+
+/** The width of the terminal a stream writes to (COLUMNS when it does not say; 80 otherwise). */
+export function terminalColumns(stream: NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env): number {
+  const c = (stream as NodeJS.WriteStream).columns;
+  if (c && c > 0) return c;
+  const e = Number(env.COLUMNS);
+  return Number.isInteger(e) && e > 0 ? e : 80;
+}
+
+/**
+ * Column widths that fit `total` columns with `gap` spaces between them: the widest columns give
+ * up room first, none below 3 characters (or its natural width when that is less). A table that
+ * cannot fit even so keeps those minimums (each line is then cut at the terminal's edge).
+ */
+export function fitWidths(natural: readonly number[], total: number, gap: number): number[] {
+  const w = [...natural];
+  const room = total - 1 - gap * Math.max(0, w.length - 1); // never the last column of the terminal: some wrap there
+  const min = natural.map((n) => Math.min(n, 3));
+  let sum = w.reduce((a, b) => a + b, 0);
+  while (sum > room) {
+    let widest = -1;
+    for (let i = 0; i < w.length; i++) if (w[i]! > min[i]! && (widest < 0 || w[i]! > w[widest]!)) widest = i;
+    if (widest < 0) break;
+    w[widest]!--;
+    sum--;
+  }
+  return w;
+}
+
+/** `s` cut to `width` characters, the last one an ellipsis when cut. */
+export function truncate(s: string, width: number): string {
+  const chars = [...s];
+  if (chars.length <= width) return s;
+  return width <= 0 ? '' : chars.slice(0, width - 1).join('') + '\u2026';
 }
 
 function fmtCell(v: string | number | undefined | null): string {
@@ -157,9 +202,25 @@ export function formatDuration(ms: number): string {
 
 const SPIN = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-/** Draws one live line on a TTY: a spinner for steps, a bar for progress. Plain lines otherwise. */
+/** One task's live state: its steps under way (in order) and its latest progress bar. */
+interface Task {
+  steps: Map<string, string>;
+  bar?: { id: string; text: string };
+}
+
+/**
+ * Draws the live lines on a TTY (stderr): one line per task under way (a spinner for its latest
+ * step, or its progress bar), under the lines already finished; several tasks at once (a parallel
+ * pull, several machines) each keep a line of their own. Plain lines otherwise.
+ *
+ * The block of live lines is redrawn in place: the cursor goes back to its first line, clears to
+ * the end of the screen and writes each line cut to the terminal's width (a wrapped line would
+ * throw the count off). A finished step is printed above the block and the block drawn again.
+ */
 class ProgressRenderer {
-  private live = '';
+  private readonly tasks = new Map<string, Task>();
+  /** Live lines on the screen now (the cursor is at the end of the last). */
+  private drawn = 0;
   private frame = 0;
   private timer?: NodeJS.Timeout;
   private readonly started = new Map<string, number>();
@@ -168,59 +229,76 @@ class ProgressRenderer {
 
   constructor(private readonly out: Output) {}
 
-  handle(e: KumoEvent): void {
+  private task(scope: string): Task {
+    let t = this.tasks.get(scope);
+    if (!t) this.tasks.set(scope, (t = { steps: new Map() }));
+    return t;
+  }
+
+  handle(e: KumoEvent, scope = ''): void {
     const tty = this.out.errTty;
+    const tag = scope ? `${scope}: ` : '';
+    const key = `${scope}\0${e.type === 'log' ? '' : e.id}`;
     switch (e.type) {
       case 'log':
-        this.print(e.level === 'warn' ? this.out.paint('yellow', 'warning: ') + e.message : e.message);
+        this.print(tag + (e.level === 'warn' ? this.out.paint('yellow', 'warning: ') + e.message : e.message));
         return;
-      case 'step':
+      case 'step': {
+        const t = this.task(scope);
         if (e.state === 'start') {
-          this.started.set(e.id, Date.now());
-          if (tty) this.setLive(`${e.label}…`);
-          else this.print(`${e.label}…`);
+          this.started.set(key, Date.now());
+          if (tty) {
+            t.steps.delete(e.id);
+            t.steps.set(e.id, e.label);
+            this.changed();
+          } else this.print(`${tag}${e.label}…`);
         } else {
-          const t0 = this.started.get(e.id);
+          const t0 = this.started.get(key);
+          this.started.delete(key);
           const took = t0 !== undefined ? ` (${formatDuration(Date.now() - t0)})` : '';
           const mark = e.state === 'done' ? this.out.paint('green', '✓') : e.state === 'skip' ? this.out.paint('dim', '-') : this.out.paint('red', '✗');
-          this.setLive('');
-          this.print(`${mark} ${e.label}${took}${e.state === 'fail' && e.detail ? `: ${e.detail.split('\n')[0]}` : ''}`);
+          t.steps.delete(e.id);
+          if (t.bar && (t.bar.id === e.id || !t.steps.size)) t.bar = undefined;
+          if (!t.steps.size && !t.bar) this.tasks.delete(scope);
+          this.print(`${mark} ${tag}${e.label}${took}${e.state === 'fail' && e.detail ? `: ${e.detail.split('\n')[0]}` : ''}`);
         }
         return;
+      }
       case 'progress': {
         if (!tty) {
           // Plain mode: a line at most every 10% (or every 5 s for unknown totals).
           const now = Date.now();
           const pct = e.total ? Math.floor((e.current / e.total) * 10) : -1;
-          const last = this.lastPlain.get(e.id);
+          const last = this.lastPlain.get(key);
           if (e.total ? pct !== last : last === undefined || now - last > 5000) {
-            this.lastPlain.set(e.id, e.total ? pct : now);
-            this.print(`${e.label}: ${describeAmount(e.current, e.total, e.unit)}`);
+            this.lastPlain.set(key, e.total ? pct : now);
+            this.print(`${tag}${e.label}: ${describeAmount(e.current, e.total, e.unit)}`);
           }
           return;
         }
-        this.setLive(this.bar(e));
+        this.task(scope).bar = { id: e.id, text: tag + this.bar(e, key) };
+        this.changed();
         return;
       }
     }
   }
 
-  private bar(e: Extract<KumoEvent, { type: 'progress' }>): string {
+  private bar(e: Extract<KumoEvent, { type: 'progress' }>, key: string): string {
     const now = Date.now();
-    const prev = this.lastRate.get(e.id);
+    const prev = this.lastRate.get(key);
     let rate = prev?.rate ?? 0;
     if (prev && now - prev.t >= 500) {
       const inst = ((e.current - prev.v) * 1000) / (now - prev.t);
       rate = rate ? rate * 0.7 + inst * 0.3 : inst;
-      this.lastRate.set(e.id, { t: now, v: e.current, rate });
-    } else if (!prev) this.lastRate.set(e.id, { t: now, v: e.current, rate: 0 });
+      this.lastRate.set(key, { t: now, v: e.current, rate });
+    } else if (!prev) this.lastRate.set(key, { t: now, v: e.current, rate: 0 });
     const width = 24;
     let s = `${e.label} `;
     if (e.total) {
       const f = Math.min(1, e.current / e.total);
       const n = Math.round(f * width);
       s += `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${String(Math.floor(f * 100)).padStart(3)}%`;
-    } else s += SPIN[this.frame++ % SPIN.length];
+    } else s += SPIN[this.frame % SPIN.length];
     s += ` ${describeAmount(e.current, e.total, e.unit)}`;
     if (e.unit === 'bytes' && rate > 0) {
       s += ` ${formatBytes(rate)}/s`;
@@ -229,42 +307,67 @@ class ProgressRenderer {
     return s;
   }
 
-  private setLive(s: string): void {
-    this.live = s;
-    if (s && !this.timer && this.out.errTty) {
-      this.timer = setInterval(() => this.redraw(true), 120);
+  /** The live lines: one per task, its bar or its latest step. */
+  private lines(): string[] {
+    const out: string[] = [];
+    const spin = SPIN[this.frame % SPIN.length]!;
+    for (const [scope, t] of this.tasks) {
+      if (t.bar) out.push(t.bar.text);
+      else if (t.steps.size) out.push(`${spin} ${scope ? `${scope}: ` : ''}${[...t.steps.values()].pop()}…`);
+    }
+    return out;
+  }
+
+  private changed(): void {
+    const live = this.tasks.size > 0;
+    if (live && !this.timer && this.out.errTty) {
+      this.timer = setInterval(() => {
+        this.frame++;
+        this.redraw();
+      }, 120);
       this.timer.unref();
     }
-    if (!s && this.timer) {
+    if (!live && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
-    this.redraw(false);
+    this.redraw();
   }
 
-  private redraw(tick: boolean): void {
-    if (!this.out.errTty) return;
-    let s = this.live;
-    if (tick && s.endsWith('…')) s = `${SPIN[this.frame++ % SPIN.length]} ${s}`;
+  /** Back to the first live line and clear from there to the end of the screen. */
+  private erase(): string {
+    if (!this.drawn) return '\r\x1b[2K';
+    const up = this.drawn > 1 ? `\x1b[${this.drawn - 1}A` : '';
+    this.drawn = 0;
+    return `\r${up}\x1b[J`;
+  }
+
+  private draw(): string {
     const cols = (this.out.stderr as NodeJS.WriteStream).columns || 80;
-    this.out.stderr.write(`\r\x1b[2K${s.slice(0, cols - 1)}`);
+    const lines = this.lines().map((l) => truncate(l, cols - 1));
+    this.drawn = lines.length;
+    return lines.join('\n');
+  }
+
+  private redraw(): void {
+    if (!this.out.errTty) return;
+    this.out.stderr.write(this.erase() + this.draw());
   }
 
   private print(s: string): void {
-    if (this.out.errTty) this.out.stderr.write(`\r\x1b[2K${s}\n`);
+    if (this.out.errTty) this.out.stderr.write(`${this.erase()}${s}\n${this.draw()}`);
     else this.out.stderr.write(s + '\n');
-    if (this.live) this.redraw(false);
   }
 
   clear(): void {
-    if (this.out.errTty && this.live) this.out.stderr.write('\r\x1b[2K');
+    if (this.out.errTty && this.drawn) this.out.stderr.write(this.erase());
   }
 
   finish(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.clear();
-    this.live = '';
+    this.tasks.clear();
   }
 }
 

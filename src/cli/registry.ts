@@ -25,7 +25,18 @@ export function commandNames(): string[] {
     .sort();
 }
 
-export async function loadCommand(name: string): Promise<CommandDef | undefined> {
+/** Short names of commands (`kumo ls`), as Docker, Lima and Multipass users type them. */
+export const ALIASES: Readonly<Record<string, string>> = { ls: 'list', rm: 'delete', sh: 'shell' };
+
+/** The aliases of one command. */
+export function aliasesOf(name: string): string[] {
+  return Object.entries(ALIASES)
+    .filter(([, n]) => n === name)
+    .map(([a]) => a);
+}
+
+export async function loadCommand(word: string): Promise<CommandDef | undefined> {
+  const name = ALIASES[word] ?? word;
   if (!/^[a-z][a-z0-9-]*$/.test(name)) return undefined;
   const file = join(COMMANDS_DIR, `${name}.js`);
   if (!existsSync(file)) return undefined;

@@ -8,7 +8,7 @@ import { errorJson, exitCodeFor, formatError } from './exit.js';
 import { UsageError, InterruptedError } from '../core/errors.js';
 import { setDebugSink } from '../core/log.js';
 import type { KumoPaths } from '../config/paths.js';
-import { commandNames, loadCommand, loadAllCommands, version } from './registry.js';
+import { ALIASES, commandNames, loadCommand, loadAllCommands, version } from './registry.js';
 import { renderCommandHelp, renderMainHelp } from './help.js';
 
 const isHelp = (a: string) => a === '--help' || a === '-h';
@@ -68,7 +68,7 @@ async function dispatch(argv: readonly string[]): Promise<Dispatch> {
     if (!d.def) {
       const found = await loadCommand(a);
       if (!found) {
-        const sugg = closest(a, commandNames());
+        const sugg = closest(a, [...commandNames(), ...Object.keys(ALIASES)]);
         throw new UsageError(`unknown command '${a}'${sugg.length ? ` (did you mean '${sugg[0]}'?)` : ''}`, { hint: "see 'kumo --help' for the list of commands" });
       }
       d.def = found;

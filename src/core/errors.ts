@@ -411,6 +411,15 @@ export const ERROR_CODES = {
   ADDRESS_POOL_EXHAUSTED: { kind: 'conflict', meaning: "every address of a network's subnet is given to an instance" },
   SWITCH_START_FAILED: { kind: 'external', meaning: "a network's VDE switch (vde_switch) did not start" },
   SOCKET_PATH_TOO_LONG: { kind: 'environment', meaning: "a network switch's socket path is longer than a unix socket allows: use a shorter KUMO_HOME" },
+  // kumo set, kumo config, kumo list --format (src/instance/set.ts, src/config/user-config.ts, src/cli)
+  DISK_SHRINK: { kind: 'invalid', meaning: 'kumo set was asked for a disk smaller than the instance has (a disk only grows)' },
+  NOTHING_TO_SET: { kind: 'invalid', meaning: 'kumo set was given no field to change' },
+  INSTANCE_HAS_SAVED_STATE: { kind: 'conflict', meaning: 'the instance has a saved state its next start resumes; its shape cannot change before that' },
+  SET_DISK_UNSUPPORTED: { kind: 'unsupported', meaning: 'the instance runs on a libvirt pool volume that kumo set does not resize' },
+  CONFIG_PARSE: { kind: 'invalid', meaning: 'the user config file (config.yaml) is not valid YAML or not a mapping' },
+  CONFIG_UNKNOWN_KEY: { kind: 'invalid', meaning: 'a user config key (kumo config, config.yaml) is not a known one' },
+  CONFIG_BAD_VALUE: { kind: 'invalid', meaning: 'a user config value (kumo config set, config.yaml) is not valid for its key' },
+  BAD_FORMAT: { kind: 'invalid', meaning: 'a --format template names an unknown field or cannot be parsed' },
 } as const satisfies Record<string, { kind: ErrorKind; otherKinds?: readonly ErrorKind[]; meaning: string }>;
 
 /** A code of the table. */

@@ -5,7 +5,8 @@ const completion: CommandDef = {
   name: 'completion',
   summary: 'print a shell completion script (bash, zsh or fish)',
   args: [{ name: 'shell', required: true, placeholder: 'bash|zsh|fish', description: 'bash, zsh or fish' }],
-  description: 'Completes commands, subcommands, options and instance names.',
+  description:
+    "Completes commands, subcommands, each command's own options, option values (choices, files) and instance and image names, asked of the live store at each TAB (the script calls the hidden 'kumo __complete WORD...').",
   examples: [
     'source <(kumo completion bash)            # bash, this shell',
     'kumo completion bash > /etc/bash_completion.d/kumo',
@@ -15,9 +16,8 @@ const completion: CommandDef = {
   async run(ctx, args) {
     const shell = args.positionals.shell as string;
     const { completionScript } = await import('../completion.js');
-    const { loadAllCommands } = await import('../registry.js');
     if (!['bash', 'zsh', 'fish'].includes(shell)) throw new UsageError(`unknown shell '${shell}'`, { hint: 'use bash, zsh or fish' });
-    ctx.out.stdout.write(completionScript(shell as 'bash' | 'zsh' | 'fish', await loadAllCommands()));
+    ctx.out.stdout.write(completionScript(shell as 'bash' | 'zsh' | 'fish'));
   },
 };
 export default completion;

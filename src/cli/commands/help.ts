@@ -5,11 +5,17 @@ const help: CommandDef = {
   name: 'help',
   summary: 'show help for kumo or for one command',
   args: [{ name: 'command', variadic: true, description: 'the command to explain' }],
-  examples: ['kumo help launch', 'kumo help image pull'],
+  options: { markdown: { type: 'boolean', description: 'print the whole command reference as Markdown (docs/cli.md is made so)' } },
+  examples: ['kumo help launch', 'kumo help image pull', 'kumo help --markdown > docs/cli.md'],
   async run(ctx, args) {
     const { loadCommand, loadAllCommands } = await import('../registry.js');
-    const { renderCommandHelp, renderMainHelp } = await import('../help.js');
+    const { renderCommandHelp, renderMainHelp, renderMarkdown } = await import('../help.js');
     const words = (args.positionals.command as string[] | undefined) ?? [];
+    if (args.options.markdown) {
+      if (words.length) throw new UsageError('--markdown prints the whole reference; give no COMMAND with it', { hint: 'kumo help --markdown > docs/cli.md' });
+      ctx.out.stdout.write(renderMarkdown(await loadAllCommands()));
+      return;
+    }
     if (!words.length) {
       ctx.out.line(renderMainHelp(await loadAllCommands(), ctx.out));
       return;

@@ -3,7 +3,26 @@
  * field), and the de-sync the backends report: instances whose machine is gone (a libvirt domain
  * removed behind kumo's back) and machines whose instance folder is gone (orphans; `kumo repair`).
  */
-import { optList, type CommandDef } from '../command.js';
+import { optBool, optList, optString, type CommandDef } from '../command.js';
+import { UsageError } from '../../core/errors.js';
+
+/** The fields of --format, and the row value each reads. */
+const FORMAT_FIELDS = {
+  Name: 'name',
+  Status: 'status',
+  Detail: 'detail',
+  Driver: 'driver',
+  Image: 'image',
+  ImageID: 'imageId',
+  SSH: 'ssh',
+  Ports: 'ports',
+  CPUs: 'cpus',
+  Memory: 'memoryMiB',
+  PID: 'pid',
+  Labels: 'labels',
+  ExpiresAt: 'expiresAt',
+  TTL: 'ttlRemainingSec',
+} as const;
 
 const list: CommandDef = {
   name: 'list',
@@ -12,13 +31,22 @@ const list: CommandDef = {
     "STATUS comes from the host each time. An instance whose machine is gone (its libvirt domain undefined behind kumo's back) is marked 'de-sync', with what sets it straight; a machine of this kumo home whose instance folder is gone is listed with status 'orphan' (remove it with 'kumo repair NAME').",
   options: {
     label: { type: 'string', short: 'l', multiple: true, description: 'only instances with this label (KEY=VALUE), or with this key (KEY); several must all match', placeholder: 'KEY[=VALUE]' },
+    format: { type: 'string', description: `one line per instance from a template: ${Object.keys(FORMAT_FIELDS).map((f) => `{{.${f}}}`).join(' ')}, {{json .}}; \\t and \\n`, placeholder: 'TEMPLATE' },
+    quiet: { type: 'boolean', short: 'q', description: 'print only the names, one a line' },
   },
-  examples: ['kumo list', 'kumo list --json', 'kumo list --label team=ci --label owner'],
+  examples: ['kumo list', 'kumo list --json', 'kumo list --label team=ci --label owner', "kumo list --format '{{.Name}} {{.Status}} {{.SSH}}'", 'kumo list -q | xargs kumo stop'],
   async run(ctx, args) {
     const lib = await import('../../instance/index.js');
     const { formatRemaining } = await import('../../config/labels.js');
     const paths = await ctx.paths();
     const label = optList(args, 'label');
+    const format = optString(args, 'format');
+    const quiet = optBool(args, 'quiet');
+    if (format !== undefined && quiet) throw new UsageError('--format and --quiet cannot be combined', { hint: "--quiet is --format '{{.Name}}'" });
+    if ((format !== undefined || quiet) && ctx.out.json) throw new UsageError(`--json cannot be combined with ${quiet ? '--quiet' : '--format'}`, { hint: "give one; --format '{{json .}}' prints one JSON object a line" });
+    const { parseTemplate } = await import('../format.js');
+    // checked before anything is listed
+    const template = parseTemplate<Record<string, unknown>>(quiet ? '{{.Name}}' : (format ?? '{{.Name}}'), Object.keys(FORMAT_FIELDS), (row, f) => row[FORMAT_FIELDS[f as keyof typeof FORMAT_FIELDS]]);
     const now = Date.now();
     // with a label selector, orphans (no record, no labels) never match
     const [all, orphans] = await Promise.all([lib.listInstances(paths, { label }), label.length ? [] : lib.findOrphans(paths)]);
@@ -63,6 +91,10 @@ const list: CommandDef = {
       });
     }
     if (ctx.out.json) return ctx.out.jsonDoc(rows);
+    if (format !== undefined || quiet) {
+      for (const r of rows) ctx.out.line(template.render(r));
+      return;
+    }
     if (!rows.length) return ctx.out.note(label.length ? `no instances with label ${label.join(' and ')}` : "no instances (create one with 'kumo launch')");
     ctx.out.table(rows, [
       { header: 'NAME', get: (r) => r.name },

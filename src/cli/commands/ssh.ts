@@ -11,18 +11,8 @@ const ssh: CommandDef = {
   options: { 'print-command': { type: 'boolean', description: 'print the ssh command line instead of running it' } },
   examples: ['kumo ssh web', 'kumo ssh web -- sudo journalctl -f'],
   async run(ctx, args) {
-    const { requireRunning } = await import('../../instance/index.js');
-    const guest = await import('../../guest/index.js');
-    const paths = await ctx.paths();
-    const t = await requireRunning(paths, argString(args, 'name')!);
-    const cmd = args.rest.length ? guest.shellQuote(args.rest) : undefined;
-    const argv = guest.sshArgv(t, cmd, { tty: !!process.stdin.isTTY, ...(await guest.sharedArgvOptions(t)) });
-    if (args.options['print-command']) {
-      const { formatArgv } = await import('../../core/log.js');
-      ctx.out.line(formatArgv(['ssh', ...argv]));
-      return 0;
-    }
-    return guest.spawnInherited('ssh', argv, ctx.signal);
+    const { sshSession } = await import('../ssh-session.js');
+    return sshSession(ctx, argString(args, 'name')!, args.rest, !!args.options['print-command']);
   },
 };
 export default ssh;

@@ -2,6 +2,7 @@
  * `kumo image pull|list|info|rm|prune|import|sync`: the image store. Parse, call src/image, render.
  */
 import { argList, argString, optBool, optString, type CommandDef, type CommandContext } from '../../command.js';
+import { UsageError } from '../../../core/errors.js';
 
 async function lib() {
   bytes = (await import('../../output.js')).formatBytes;
@@ -60,30 +61,44 @@ const pull: CommandDef = {
   summary: 'download and verify an image (alias, URL or file) into the store',
   description:
     'REF is an alias (debian-12, ubuntu:24.04, fedora:41, ...), an http(s) URL or a local file. Every download is verified: against the vendor checksum for aliases, a checksum file beside a URL, or --checksum. A stored image is not downloaded again (use --refresh, or `kumo image sync`, for newer versions).',
-  args: [{ name: 'ref', required: true, description: 'alias, URL or file' }],
+  args: [{ name: 'refs', required: true, variadic: true, placeholder: 'REF', description: 'aliases, URLs or files (several are pulled at once, each with its own progress line)' }],
   options: {
     checksum: { type: 'string', description: 'expected checksum of the download', placeholder: 'sha256:HEX' },
     arch: { type: 'string', description: 'architecture (default: the host\u2019s)', choices: ['x86_64', 'aarch64', 'amd64', 'arm64'] },
     refresh: { type: 'boolean', description: 'ask the vendor for the newest version even if one is stored' },
   },
-  examples: ['kumo image pull debian-12', 'kumo image pull ubuntu:24.04 --arch aarch64', 'kumo image pull https://example.org/disk.qcow2 --checksum sha256:0123...'],
+  examples: ['kumo image pull debian-12', 'kumo image pull debian-12 ubuntu:24.04   # both at once', 'kumo image pull ubuntu:24.04 --arch aarch64', 'kumo image pull https://example.org/disk.qcow2 --checksum sha256:0123...'],
   async run(ctx, args) {
     const { ensureImage } = await lib();
     const paths = await ctx.paths();
     const checksum = optString(args, 'checksum');
     const arch = optString(args, 'arch');
-    const rec = await ensureImage(paths, argString(args, 'ref')!, {
-      ...(checksum ? { checksum } : {}),
-      ...(arch ? { arch } : {}),
-      refresh: optBool(args, 'refresh'),
-      onEvent: ctx.out.events(),
-      signal: ctx.signal,
-    });
+    const refs = argList(args, 'refs');
+    if (checksum && refs.length > 1) throw new UsageError('--checksum names the checksum of one download, and several images were given', { hint: 'pull them one by one, or put a SHA256SUMS file beside the URLs' });
+    // several at once: each its own task (a live line of its own on a terminal)
+    const settled = await Promise.allSettled(
+      refs.map((ref) =>
+        ensureImage(paths, ref, {
+          ...(checksum ? { checksum } : {}),
+          ...(arch ? { arch } : {}),
+          refresh: optBool(args, 'refresh'),
+          onEvent: ctx.out.events(refs.length > 1 ? ref : undefined),
+          signal: ctx.signal,
+        }),
+      ),
+    );
     ctx.out.finishProgress();
-    ctx.out.data(rec, () => {
-      ctx.out.note(`${label(rec)} ${short(rec.id)} ${rec.format} ${bytes(rec.virtualSize)} (${rec.arch})`);
-      ctx.out.line(rec.path);
+    const failed = settled.flatMap((r, i) => (r.status === 'rejected' ? [{ ref: refs[i]!, error: r.reason as Error }] : []));
+    const recs = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (failed.length === 1 && refs.length === 1) throw failed[0]!.error;
+    for (const f of failed) ctx.out.note(`${f.ref}: ${f.error.message}`);
+    ctx.out.data(refs.length === 1 ? recs[0] : recs, () => {
+      for (const rec of recs) {
+        ctx.out.note(`${label(rec)} ${short(rec.id)} ${rec.format} ${bytes(rec.virtualSize)} (${rec.arch})`);
+        ctx.out.line(rec.path);
+      }
     });
+    if (failed.length) throw failed[0]!.error;
   },
 };
 
