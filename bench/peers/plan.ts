@@ -36,18 +36,19 @@ export interface VirtInstallPlan {
  * testcloud's way: `virt-install --import` of a `qemu-img create -b` overlay with a `cloud-localds`
  * seed. No libvirt network (`--network none`): the NIC is QEMU's user-mode one from
  * `--qemu-commandline`, at its own PCI address (USER_NIC_PCI). TCG (`--virt-type qemu`), q35, CPU
- * `maximum` (QEMU's `max`, as kumo uses under TCG). Debian 12's osinfo-db does not know debian12:
+ * mode `maximum` (QEMU's `max`, as kumo uses under TCG). Debian 12's osinfo-db does not know debian12:
  * `--osinfo debian11`.
  */
 export function virtInstallArgv(p: VirtInstallPlan): string[] {
   return [
     'virt-install', '--connect', p.uri, '--name', p.name, '--import', '--noautoconsole',
-    '--virt-type', 'qemu', '--machine', 'q35', '--cpu', 'maximum',
+    '--virt-type', 'qemu', '--machine', 'q35', '--cpu', 'mode=maximum',
     '--vcpus', String(SHAPE.cpus), '--memory', String(SHAPE.memoryMiB), '--osinfo', 'debian11',
     '--disk', `path=${p.disk},format=qcow2,bus=virtio`,
     '--disk', `path=${p.seed},device=cdrom`,
     '--network', 'none', '--graphics', 'none',
-    '--qemu-commandline', userNicArgs('peersnet0', p.port).join(' '),
+    // one word with '=': argparse takes a separate value that starts with '-' for an option
+    `--qemu-commandline=${userNicArgs('peersnet0', p.port).join(' ')}`,
   ];
 }
 
@@ -104,8 +105,7 @@ export function vagrantfile(p: VagrantPlan): string {
     `    lv.uri = ${rb(p.uri)}`,
     '    lv.driver = "qemu"',
     '    lv.machine_type = "q35"',
-    '    lv.cpu_mode = "custom"',
-    '    lv.cpu_model = "max"',
+    '    lv.cpu_mode = "maximum"',
     `    lv.cpus = ${SHAPE.cpus}`,
     `    lv.memory = ${SHAPE.memoryMiB}`,
     '    lv.mgmt_attach = false',
