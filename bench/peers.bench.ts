@@ -2,7 +2,7 @@
  * kumo side by side with the tools users would otherwise use, on one machine, in one run, with the
  * same image (kumo's test image) and the same machine shape (2 vCPUs, 1 GiB, QEMU user networking
  * with ssh forwarded to 127.0.0.1):
- *   node dist/bench/peers.bench.js [--rounds N] [--commands N] [--only kumo,testcloud,vagrant] [--no-test]
+ *   node dist/bench/peers.bench.js [--rounds N] [--commands N] [--only kumo,testcloud,vagrant] [--no-test] [--max-minutes N]
  * (--no-test: only the time-to-ssh part, not the launch + commands + delete test)
  * (root: the libvirt peers run against the tests' own libvirtd, test/helpers/libvirtd.ts).
  *
@@ -24,7 +24,7 @@
  * printed; nothing is asserted.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, lstatSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, lstatSync, writeFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -43,6 +43,9 @@ const ROUNDS = Number(opt('--rounds')) || 3;
 const COMMANDS = Number(opt('--commands')) || 20;
 const ONLY = (opt('--only') ?? 'kumo,testcloud,vagrant').split(',');
 const TEST = !args.includes('--no-test');
+/** Start no new step after this many minutes (the summary then covers the rounds done). */
+const MAX_MINUTES = Number(opt('--max-minutes')) || Infinity;
+const STARTED = Date.now();
 const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'kumo.js');
 const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const BOX = 'kumo-peers';
@@ -98,7 +101,11 @@ function du(paths: string[]): number {
 function run(argv: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; allowFail?: boolean; timeoutMs?: number } = {}): { status: number | null; out: string; stdout: string } {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: o.env ?? process.env, cwd: o.cwd, maxBuffer: 64 << 20, timeout: o.timeoutMs ?? 1_800_000, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-  if (r.status !== 0 && !o.allowFail) throw new Error(`${argv.join(' ')} exited with ${r.status ?? r.signal}:\n${out.slice(-3000)}`);
+  if (r.status !== 0 && !o.allowFail) {
+    const full = join(tmpdir(), `kumo-bench-peers-failed-${process.pid}-${Date.now()}.log`);
+    writeFileSync(full, `${argv.join(' ')}\n${out}`);
+    throw new Error(`${argv.join(' ')} exited with ${r.status ?? r.signal} (whole output: ${full}):\n${out.slice(-3000)}`);
+  }
   return { status: r.status, out, stdout: r.stdout ?? '' };
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -345,6 +352,10 @@ try {
     if (TEST && ONLY.includes('kumo')) steps.push(['kumo library', () => kumoLibTest(`lib-${r}`, ref), 'test']);
     if (TEST && ONLY.includes('vagrant')) steps.push(['vagrant CLI from a script', () => vagrantTest(`vtest-${r}`), 'test']);
     for (const [name, fn, kind] of steps) {
+      if ((Date.now() - STARTED) / 60000 > MAX_MINUTES) {
+        log(`${name}: not run (--max-minutes ${MAX_MINUTES} reached)`);
+        continue;
+      }
       try {
         const s = await fn();
         if (kind === 'ready') {

@@ -34,7 +34,8 @@ export interface VirtInstallPlan {
 
 /**
  * testcloud's way: `virt-install --import` of a `qemu-img create -b` overlay with a `cloud-localds`
- * seed. No libvirt network (`--network none`): the NIC is QEMU's user-mode one from
+ * seed, attached as a read-only virtio disk (the test image's kernel has no SATA CD-ROM driver loaded at
+ * boot, so a `device=cdrom` seed on q35's SATA is never seen). No libvirt network (`--network none`): the NIC is QEMU's user-mode one from
  * `--qemu-commandline`, at its own PCI address (USER_NIC_PCI). TCG (`--virt-type qemu`), q35, CPU
  * mode `maximum` (QEMU's `max`, as kumo uses under TCG). Debian 12's osinfo-db does not know debian12:
  * `--osinfo debian11`.
@@ -45,7 +46,7 @@ export function virtInstallArgv(p: VirtInstallPlan): string[] {
     '--virt-type', 'qemu', '--machine', 'q35', '--cpu', 'mode=maximum',
     '--vcpus', String(SHAPE.cpus), '--memory', String(SHAPE.memoryMiB), '--osinfo', 'debian11',
     '--disk', `path=${p.disk},format=qcow2,bus=virtio`,
-    '--disk', `path=${p.seed},device=cdrom`,
+    '--disk', `path=${p.seed},format=raw,bus=virtio,readonly=on`,
     '--network', 'none', '--graphics', 'none',
     // one word with '=': argparse takes a separate value that starts with '-' for an option
     `--qemu-commandline=${userNicArgs('peersnet0', p.port).join(' ')}`,

@@ -61,7 +61,7 @@ test('virt-install argv: import, TCG, the shape, no libvirt network, the NIC on 
   assert.equal(val('--vcpus'), '2');
   assert.equal(val('--memory'), '1024');
   assert.equal(val('--network'), 'none');
-  assert.deepEqual(a.filter((_, i) => a[i - 1] === '--disk'), ['path=/d/disk.qcow2,format=qcow2,bus=virtio', 'path=/d/seed.iso,device=cdrom']);
+  assert.deepEqual(a.filter((_, i) => a[i - 1] === '--disk'), ['path=/d/disk.qcow2,format=qcow2,bus=virtio', 'path=/d/seed.iso,format=raw,bus=virtio,readonly=on']);
   assert.equal(a.find((x) => x.startsWith('--qemu-commandline=')), `--qemu-commandline=-netdev user,id=peersnet0,hostfwd=tcp:127.0.0.1:40022-:22 -device virtio-net-pci,netdev=peersnet0,bus=pcie.0,addr=${USER_NIC_PCI.addr}`);
 });
 
