@@ -32,6 +32,7 @@ import { join, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch } from '../src/index.js';
 import { median } from './lib.js';
+import { sleep } from '../src/core/time.js';
 import { testImagePath } from '../test/helpers/test-image.js';
 import { startLibvirtd, STATE as LIBVIRTD_STATE } from '../test/helpers/libvirtd.js';
 import { ensureBox } from './peers/box.js';
@@ -108,7 +109,6 @@ function run(argv: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; allowFa
   }
   return { status: r.status, out, stdout: r.stdout ?? '' };
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();

@@ -99,6 +99,7 @@ export function vagrantfile(p: VagrantPlan): string {
     'Vagrant.configure("2") do |config|',
     `  config.vm.box = ${rb(p.box)}`,
     '  config.vm.box_check_update = false',
+    '  config.vm.boot_timeout = 1800 # the default 300 s is too short for a TCG boot on a loaded machine',
     '  config.vm.synced_folder ".", "/vagrant", disabled: true',
     '  config.ssh.host = "127.0.0.1"',
     `  config.ssh.port = ${p.port}`,

@@ -80,6 +80,7 @@ test('project Vagrantfile: the box, the shape, the URI, no management network, t
     'config.vm.synced_folder ".", "/vagrant", disabled: true',
     'config.ssh.host = "127.0.0.1"',
     'config.ssh.port = 41000',
+    'config.vm.boot_timeout = 1800',
     'lv.uri = "qemu+unix:///system?socket=/s"',
     'lv.driver = "qemu"',
     'lv.cpus = 2',
