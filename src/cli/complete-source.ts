@@ -9,12 +9,10 @@ import { existsSync } from 'node:fs';
 import type { KumoPaths } from '../config/paths.js';
 import type { CompletionSource } from './complete.js';
 
-/**
- * Network names: there is no network store yet. When one exists (src/network/), list its names
- * here; the completer already offers them wherever an argument or option says `complete: 'network'`.
- */
-async function networkNames(_paths: KumoPaths): Promise<string[]> {
-  return [];
+/** Network names: the private networks with a record (src/network/store.ts, read without a lock). */
+async function networkNames(paths: KumoPaths): Promise<string[]> {
+  const { networkNames: names } = await import('../network/store.js');
+  return names(paths);
 }
 
 export function liveSource(paths: KumoPaths): CompletionSource {

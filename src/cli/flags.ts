@@ -26,6 +26,7 @@ export const INSTANCE_OPTIONS: Record<string, OptionSpec> = {
     multiple: true,
     description: "join kumo's private network NAME (kumo network create; repeatable): a second NIC with an address there, members reach each other by name. libvirt only: user (default, ports forwarded), network:NAME (a libvirt network, address from DHCP) or bridge:NAME",
     placeholder: 'NAME',
+    complete: 'network',
   },
   user: { type: 'string', description: 'login user made in the guest (default kumo)', placeholder: 'USER' },
   mount: { type: 'string', multiple: true, description: 'share a host folder with the guest (GUEST_DIR default: the same path; :ro read-only)', placeholder: 'HOST_DIR[:GUEST_DIR][:ro]' },

@@ -6,7 +6,7 @@ import { argString, optString, type CommandDef } from '../command.js';
 
 const lib = () => import('../../network/index.js');
 
-const NAME_ARG = { name: 'name', required: true, description: 'network name' };
+const NAME_ARG = { name: 'name', required: true, description: 'network name', complete: 'network' as const };
 
 const create: CommandDef = {
   name: 'create',

@@ -171,6 +171,9 @@ function hookInThrowawayRoot(arg: string) {
       // what a machine's identity is made of, planted in the throw-away tree, and the hook
       `mkdir -p "$M/etc/ssh" "$M/root/.ssh" "$M${dirname(SEAL_HOOK_PATH)}"`,
       'echo 0123456789abcdef0123456789abcdef > "$M/etc/machine-id"',
+      // the host's own host keys (an installed openssh-server) show through the overlay: hide them
+      // there (whiteouts in the throw-away upper layer; the host's files are untouched), plant two
+      'rm -f "$M"/etc/ssh/ssh_host_*',
       'echo key > "$M/etc/ssh/ssh_host_kumotest_key"; echo pub > "$M/etc/ssh/ssh_host_kumotest_key.pub"',
       'echo k > "$M/root/.ssh/authorized_keys"',
       `printf '%s' ${shellQuote(sealHookScript())} > "$M${SEAL_HOOK_PATH}"; chmod 0755 "$M${SEAL_HOOK_PATH}"`,
