@@ -16,7 +16,7 @@ PACKAGES=(
   python3-minimal                             # the unit test that calls the clone identity's RNG reseed as the guest does
   util-linux mount procps iproute2 passwd kmod ca-certificates curl openssl  # mount, losetup, pgrep, ss, useradd, modprobe; curl for the download bench; openssl for the tests' TLS certificates
   qemu-system-common                          # virtiofsd (/usr/lib/qemu/virtiofsd, not on PATH): shared folders over virtiofs
-  vde2                                        # vde_switch: one switch per private network (kumo network)
+  vde-switch                                  # vde_switch: one switch per private network (kumo network)
   openssh-server tmux                         # tests: a real sshd on 127.0.0.1 for kumo ssh-config; a real terminal for the progress lines
 )
 # Packages the tests rely on that every Debian system has (Essential: yes), so setup installs none

@@ -55,7 +55,8 @@ test('the RNG reseed: the script confirms how it reseeded; its perl and python3 
   assert.match(IDENTITY_SCRIPT, /QEMUVGID:00\/driver/, 'a bound vmgenid driver reseeds by itself');
   const lines = IDENTITY_SCRIPT.split('\n');
   const perl = /(perl -e '[^']*')/.exec(lines.find((l) => l.includes('perl -e'))!)![1]!;
-  const py = /(python3 -c '[^']*')/.exec(lines.find((l) => l.includes('python3 -c'))!)![1]!;
+  // the host's own python3 (setup installs python3-minimal), not whatever python3 is first on PATH
+  const py = `/usr/bin/${/(python3 -c '[^']*')/.exec(lines.find((l) => l.includes('python3 -c'))!)![1]!}`;
   if (process.getuid?.() !== 0) {
     t.skip('RNDRESEEDCRNG needs CAP_SYS_ADMIN: run as root to try the calls on this host kernel');
     return;
