@@ -78,8 +78,11 @@ export function processStartTime(pid: number): number | undefined {
   }
 }
 
-/** Whether the owner recorded in a lock file is still the live process that took it. */
-export function ownerAlive(o: LockOwner): boolean {
+/**
+ * Whether a recorded process (a lock's owner, a daemon's pid record) is still that very live
+ * process: not a zombie, recorded under this boot, with the recorded start time.
+ */
+export function ownerAlive(o: Pick<LockOwner, 'pid' | 'boot' | 'start'>): boolean {
   if (o.boot !== undefined) {
     const now = bootId();
     if (now !== undefined && now !== o.boot) return false; // taken before a reboot

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { EnvironmentError, KumoError, ToolMissingError } from '../core/errors.js';
 import { run, which } from '../core/exec.js';
 import { writeJsonAtomic } from '../core/fs.js';
-import { bootId, processStartTime } from '../core/lock.js';
+import { bootId, ownerAlive, processStartTime } from '../core/lock.js';
 import { pidAlive } from '../core/exec.js';
 import { sleep } from '../core/time.js';
 import type { NetworkFiles } from './store.js';
@@ -78,12 +78,7 @@ async function isOurSwitch(pid: number, f: NetworkFiles): Promise<boolean> {
   if (i < 0 || argv[i + 1] !== f.socket) return false;
   const rec = await readRecord(f);
   if (rec && rec.pid === pid) {
-    const now = bootId();
-    if (rec.boot !== undefined && now !== undefined && rec.boot !== now) return false;
-    if (rec.start !== undefined) {
-      const s = processStartTime(pid);
-      if (s !== undefined && s !== rec.start) return false;
-    }
+    if (!ownerAlive(rec)) return false;
   } else {
     // No record of who it was: trust the pid file only when it was written under this boot.
     try {

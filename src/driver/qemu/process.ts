@@ -14,7 +14,7 @@ import { readFile, stat, unlink } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { pidAlive } from '../../core/exec.js';
 import { writeJsonAtomic } from '../../core/fs.js';
-import { bootId, processStartTime } from '../../core/lock.js';
+import { bootId, ownerAlive, processStartTime } from '../../core/lock.js';
 import { qemuFiles } from './argv.js';
 
 /** What kumo recorded about the QEMU that wrote qemu.pid. */
@@ -138,13 +138,5 @@ export async function isOurQemu(pid: number, dir: string): Promise<boolean> {
   const i = argv.indexOf('-pidfile');
   if (i < 0 || argv[i + 1] !== qemuFiles(dir).pidFile) return false;
   const rec = await readPidRecord(dir);
-  if (rec && rec.pid === pid) {
-    const now = bootId();
-    if (rec.boot !== undefined && now !== undefined && rec.boot !== now) return false;
-    if (rec.start !== undefined) {
-      const started = processStartTime(pid);
-      if (started !== undefined && started !== rec.start) return false;
-    }
-  }
-  return true;
+  return !(rec && rec.pid === pid) || ownerAlive(rec);
 }

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { KumoError, EnvironmentError } from '../../core/errors.js';
 import { which } from '../../core/exec.js';
 import { writeJsonAtomic } from '../../core/fs.js';
-import { bootId, processStartTime } from '../../core/lock.js';
+import { bootId, ownerAlive, processStartTime } from '../../core/lock.js';
 import { debug } from '../../core/log.js';
 import { sleep } from '../../core/time.js';
 import { Emitter, type EventSink } from '../../events/events.js';
@@ -115,12 +115,7 @@ async function readRecord(path: string): Promise<VirtiofsdRecord | undefined> {
 
 /** Whether the recorded process is still that virtiofsd (same boot, same start time, its argv names the socket). */
 async function isOurs(rec: VirtiofsdRecord): Promise<boolean> {
-  if (!processLive(rec.pid)) return false;
-  if (rec.boot !== undefined && bootId() !== undefined && rec.boot !== bootId()) return false;
-  if (rec.start !== undefined) {
-    const s = processStartTime(rec.pid);
-    if (s !== undefined && s !== rec.start) return false;
-  }
+  if (!processLive(rec.pid) || !ownerAlive(rec)) return false;
   try {
     const argv = (await readFile(`/proc/${rec.pid}/cmdline`, 'utf8')).split('\0');
     return /virtiofsd/.test(argv[0] ?? '') && argv.includes(`--socket-path=${rec.socket}`);
