@@ -299,9 +299,11 @@ export interface DriverCore {
    * a named storage pool or network there); throws a KumoError with a hint. `driverOptions` are
    * the instance's driver settings as instance.json will keep them (after `resolveOptions`);
    * `shape`, when given, is the machine asked for: a backend whose machines run on this host
-   * refuses what the host cannot give (memory) before anything is made.
+   * refuses what the host cannot give (memory) before anything is made. It may return the
+   * settings to keep instead, with a default only the host can decide filled in (libvirt: its
+   * own storage pool where the daemon's QEMU cannot read kumo's home); nothing is made by it.
    */
-  check(paths: KumoPaths, driverOptions?: Record<string, unknown>, shape?: MachineShape): Promise<void>;
+  check(paths: KumoPaths, driverOptions?: Record<string, unknown>, shape?: MachineShape): Promise<Record<string, unknown> | undefined | void>;
   /**
    * The driver settings to store in instance.json, with the driver's defaults filled in where a
    * default depends on the environment (libvirt's connect URI depends on LIBVIRT_DEFAULT_URI and

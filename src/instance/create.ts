@@ -79,8 +79,8 @@ export async function createInstance(paths: KumoPaths, input: InstanceSpecInput 
     await checkNetworksExist(paths, spec.networks);
   }
   // The driver's settings as instance.json keeps them (defaults that depend on the environment pinned now).
-  const driverOptions = driver.resolveOptions ? driver.resolveOptions(spec.driverOptions) : spec.driverOptions;
-  await driver.check(paths, driverOptions, { cpus: spec.cpus, memoryMiB: spec.memoryMiB });
+  const resolved = driver.resolveOptions ? driver.resolveOptions(spec.driverOptions) : spec.driverOptions;
+  const driverOptions = (await driver.check(paths, resolved, { cpus: spec.cpus, memoryMiB: spec.memoryMiB })) || resolved;
   // Shared folders: the host folders exist, and the driver says how each reaches the guest here.
   let mounts: ResolvedMount[] | undefined;
   if (spec.mounts?.length) {

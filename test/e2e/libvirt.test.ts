@@ -1,6 +1,7 @@
 /**
  * One instance on libvirt, booted from the built test image under TCG (type='qemu' domain) on the
- * test libvirtd, carried through the instance layer as the CLI does: create, start and wait until
+ * test libvirtd configured as Debian ships it (profile `stock`: QEMU as libvirt-qemu, dynamic
+ * ownership, DAC, virtlogd; no --pool given, so kumo puts the disks in its own pool), carried through the instance layer as the CLI does: create, start and wait until
  * ssh and cloud-init are ready, exec, user-data applied, a port added while running, the serial
  * console, list beside a QEMU-driver instance, the image-in-use listing, a graceful ACPI stop
  * (no forcing), start again with the disk change kept, kill -9 of QEMU (crashed), delete (no
@@ -43,7 +44,7 @@ describe('an instance on libvirt, end to end', { skip }, () => {
   const vm = () => new Instance(paths, NAME);
 
   before(async () => {
-    lv = await startLibvirtd();
+    lv = await startLibvirtd('stock');
     registerLibvirt();
     home = await mkdtemp(join(tmpdir(), 'kumo-e2e-lv-'));
     paths = await ensureHome({ home });
@@ -112,8 +113,14 @@ describe('an instance on libvirt, end to end', { skip }, () => {
     assert.equal(byName['on-qemu']?.record?.driver, 'qemu');
     await deleteInstance(paths, 'on-qemu');
 
+    // the domain's disk is a volume of kumo's pool (this daemon's QEMU cannot read kumo's home), and
+    // QEMU runs as libvirt-qemu on it
+    assert.equal((await readRecord(paths, NAME)).driverOptions?.pool, 'kumo');
     const disks = await libvirtDisks(paths);
-    assert.ok(disks.some((d) => d.disk === join(paths.instances, NAME, 'disk.qcow2') && d.owner.includes(NAME)), JSON.stringify(disks));
+    assert.ok(disks.some((d) => d.disk === `/var/lib/libvirt/images/kumo/kumo-${NAME}-disk.qcow2` && d.owner.includes(NAME)), JSON.stringify(disks));
+    const pid = (await vm().status()).pid;
+    assert.ok(pid, 'the QEMU pid is known');
+    assert.match(await readFile(`/proc/${pid}/status`, 'utf8'), new RegExp(`^Uid:\\s+${spawnSync('id', ['-u', 'libvirt-qemu'], { encoding: 'utf8' }).stdout.trim()}\\s`, 'm'), 'QEMU runs as libvirt-qemu');
   });
 
   test('stop is a graceful ACPI power-down; start again keeps the disk change', async () => {

@@ -14,7 +14,10 @@ export const libvirtBackend: DriverBackend = {
   name: 'libvirt',
   create: async () => new (await import('./driver.js')).LibvirtDriver(),
   optionFields: LIBVIRT_OPTION_FIELDS,
-  checks: async () => [await toolCheck('virsh', 'virsh', 'libvirt-clients libvirt-daemon-system', 'the libvirt driver (optional)', ['--version'], /([\d.]+)/, 'warn')],
+  checks: async () => {
+    const tool = await toolCheck('virsh', 'virsh', 'libvirt-clients libvirt-daemon-system', 'the libvirt driver (optional)', ['--version'], /([\d.]+)/, 'warn');
+    return tool.status === 'ok' ? [tool, ...(await (await import('./doctor.js')).daemonChecks())] : [tool];
+  },
   onRegister() {
     registerDiskSource(async (paths: KumoPaths) => (await import('./sync.js')).libvirtDisks(paths), 'libvirt');
   },

@@ -34,7 +34,7 @@ import { checkHostfwdAdd, checkHostfwdRemove, hostfwdAddCommand, hostfwdRemoveCo
 import { checkHostMemory } from '../shared/resources.js';
 import { Virsh, clientName, defaultUri, firstError, isLocalUri, parseUri, reachHost, LibvirtUnavailableError } from './virsh.js';
 import { buildDomainXml, parseDomainFacts, parseNetworkOption, parsePoolOption, type DiskSource, type DomainFacts, type KumoMetadata, type NetworkSpec } from './xml.js';
-import { prepareVolumes, removeVolumes, requirePool } from './pool.js';
+import { filesReadableBy, KUMO_POOL, prepareVolumes, qemuAccount, removeVolumes, requirePool } from './pool.js';
 import { findDesync, rememberUri, removeOrphanDomain } from './sync.js';
 import { sleep } from '../../core/time.js';
 import { instanceFilesIn } from '../../config/instance-files.js';
@@ -127,6 +127,22 @@ function mapState(state: string, reason?: string): RuntimeStatus['state'] {
   }
 }
 
+/**
+ * The QEMU process libvirt started for a domain, found by its `-uuid` argument: for a local daemon
+ * whose pid files kumo cannot read (another user's /run/libvirt, or a daemon in its own mount
+ * namespace). Undefined when none matches.
+ */
+export async function pidByUuid(uuid: string): Promise<number | undefined> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  for (const e of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(e)) continue;
+    const argv = await readFile(`/proc/${e}/cmdline`, 'latin1').then((c) => c.split('\0'), () => [] as string[]);
+    const i = argv.indexOf('-uuid');
+    if (i > 0 && argv[i + 1] === uuid && /qemu-system|qemu-kvm/.test(argv[0] ?? '')) return Number(e);
+  }
+  return undefined;
+}
+
 export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
   /** Ports are forwarded live only with user networking, not on a libvirt network: see `capabilitiesFor`. */
@@ -147,16 +163,22 @@ export class LibvirtDriver implements Driver {
 
   /**
    * The daemon at the instance's URI answers; its storage pool and libvirt network exist (nothing
-   * is started or changed); a remote URI has a pool.
+   * is started or changed); a remote URI has a pool. Without a pool on a local daemon whose QEMU
+   * runs as another account (Debian's qemu:///system: libvirt-qemu, which cannot enter kumo's
+   * 0700 home), the instance gets kumo's own pool (made at its first start): the options returned.
    */
-  async check(_paths: KumoPaths, driverOptions?: Record<string, unknown>, shape?: MachineShape): Promise<void> {
+  async check(_paths: KumoPaths, driverOptions?: Record<string, unknown>, shape?: MachineShape): Promise<Record<string, unknown> | undefined> {
     const o = libvirtOptions({ name: 'check', ...(driverOptions ? { driverOptions } : {}) });
     // a local daemon's machines run here: refuse what this host cannot give (a remote host says so itself)
     if (shape && isLocalUri(o.connect)) checkHostMemory(shape.memoryMiB);
     const v = new Virsh(o.connect, { timeoutMs: 30_000 });
     await v.ping();
-    if (o.pool) await requirePool(v, o.pool);
-    else if (!isLocalUri(o.connect)) throw poolRequiredError('(new)', o.connect);
+    let out: Record<string, unknown> | undefined;
+    if (!o.pool && isLocalUri(o.connect) && !filesReadableBy(await qemuAccount(v))) {
+      out = { ...(driverOptions ?? {}), pool: KUMO_POOL };
+      debug(`libvirt: QEMU at ${o.connect} runs as another account; the instance's disks go into pool '${KUMO_POOL}'`);
+    } else if (o.pool && o.pool !== KUMO_POOL) await requirePool(v, o.pool);
+    else if (!o.pool && !isLocalUri(o.connect)) throw poolRequiredError('(new)', o.connect);
     if (o.network.kind === 'network') {
       const r = await v.raw(['net-info', '--', o.network.name]);
       if (r.code !== 0) {
@@ -166,6 +188,7 @@ export class LibvirtDriver implements Driver {
         });
       }
     }
+    return out;
   }
 
   /** Pin the connect URI (its default depends on LIBVIRT_DEFAULT_URI and the user) and validate the rest. */
@@ -226,7 +249,7 @@ export class LibvirtDriver implements Driver {
     const r: RuntimeStatus = { state, accel: facts?.type === 'kvm' ? 'kvm' : 'tcg' };
     if (state === 'crashed' || state === 'unknown') r.detail = `libvirt reports '${st.state}${st.reason ? ` (${st.reason})` : ''}'`;
     if (state === 'running' && isLocalUri(o.connect)) {
-      const pid = await this.localPid(o);
+      const pid = (await this.localPid(o)) ?? (facts?.uuid ? await pidByUuid(facts.uuid) : undefined);
       if (pid) r.pid = pid;
     }
     return r;
@@ -332,6 +355,15 @@ export class LibvirtDriver implements Driver {
     try {
       const r = await v.raw(['start', '--', o.domain]);
       if (r.code !== 0) {
+        const denied = /Cannot access storage file '([^']+)' \(as uid:(\d+), gid:(\d+)\): Permission denied/.exec(r.stderr);
+        if (denied) {
+          throw new KumoError('LIBVIRT_DISK_ACCESS', 'environment', `libvirt at ${o.connect} runs QEMU as uid ${denied[2]}, which cannot read ${denied[1]} of instance '${rt.name}'`, {
+            hint: o.pool
+              ? `the volume's folder in pool '${o.pool}' must be readable by that account: see 'virsh -c ${o.connect} pool-dumpxml ${o.pool}'`
+              : `kumo's home (${rt.paths.home}) is private to you; put the instance's disks in a storage pool: delete it and create it again (kumo picks pool '${KUMO_POOL}' for such a daemon) or with --pool NAME`,
+            details: { uri: o.connect, file: denied[1], uid: Number(denied[2]), gid: Number(denied[3]) },
+          });
+        }
         throw new KumoError('LIBVIRT_START_FAILED', 'external', `libvirt could not start domain '${o.domain}' of instance '${rt.name}': ${firstError(r.stderr)}`, {
           hint: `run with --debug to see the domain XML; 'virsh -c ${o.connect} start ${o.domain}' shows the same error`,
           details: { uri: o.connect, stderr: r.stderr },

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { NotFoundError } from '../../core/errors.js';
+import { KumoError, NotFoundError } from '../../core/errors.js';
 import type { Emitter } from '../../events/events.js';
 import type { InstanceRuntime } from '../driver.js';
 import { backingChain, type ChainLink } from '../../disk/index.js';
@@ -41,6 +41,67 @@ async function volPath(v: Virsh, pool: string, name: string): Promise<string> {
   return (await v.call(['vol-path', '--pool', pool, '--', name])).trim();
 }
 
+/**
+ * kumo's own pool, used by default where the daemon's QEMU cannot read kumo's home (as Debian
+ * ships qemu:///system: QEMU runs as libvirt-qemu, and kumo's home is mode 0700). A dir pool at
+ * libvirt's image folder, made by kumo on first use (as uvtool makes its `uvtool` pool).
+ */
+export const KUMO_POOL = 'kumo';
+export const KUMO_POOL_TARGET = '/var/lib/libvirt/images/kumo';
+
+/** The account the daemon runs QEMU as (its DAC security model's base label), when it says. */
+export function qemuAccountFromCaps(capsXml: string): { uid: number; gid: number } | undefined {
+  for (const m of capsXml.matchAll(/<secmodel>([\s\S]*?)<\/secmodel>/g)) {
+    const body = m[1]!;
+    if (!/<model>\s*dac\s*<\/model>/.test(body)) continue;
+    const label = /<baselabel type=['"](?:kvm|qemu)['"]>\s*\+?(\d+):\+?(\d+)\s*<\/baselabel>/.exec(body);
+    if (label) return { uid: Number(label[1]), gid: Number(label[2]) };
+  }
+  return undefined;
+}
+
+/** Ask the daemon which account runs its QEMU (undefined when its capabilities do not say). */
+export async function qemuAccount(v: Virsh): Promise<{ uid: number; gid: number } | undefined> {
+  const r = await v.raw(['capabilities'], { timeoutMs: 30_000 });
+  return r.code === 0 ? qemuAccountFromCaps(r.stdout) : undefined;
+}
+
+/**
+ * Whether instance files in kumo's home can be given to that daemon's QEMU as they are: it runs
+ * as root or as this user. Any other account (libvirt-qemu) cannot enter a 0700 home, so the
+ * instance's disks go into a pool instead.
+ */
+export function filesReadableBy(account: { uid: number } | undefined, uid = process.getuid?.() ?? 0): boolean {
+  return !account || account.uid === 0 || account.uid === uid;
+}
+
+/** Make kumo's own pool if the daemon has none (define, build, start, autostart); start it if it is stopped. */
+export async function ensureKumoPool(v: Virsh): Promise<void> {
+  const info = await v.raw(['pool-info', '--', KUMO_POOL], { timeoutMs: 30_000 });
+  if (info.code !== 0) {
+    const def = await v.raw(['pool-define-as', '--name', KUMO_POOL, '--type', 'dir', '--target', KUMO_POOL_TARGET], { timeoutMs: 30_000 });
+    // another kumo defined it meanwhile: use theirs
+    if (def.code !== 0 && (await v.raw(['pool-info', '--', KUMO_POOL], { timeoutMs: 30_000 })).code !== 0) {
+      throw new KumoError('LIBVIRT_POOL_CREATE_FAILED', 'external', `kumo could not make its storage pool '${KUMO_POOL}' (${KUMO_POOL_TARGET}) at ${v.uri}: ${firstError(def.stderr)}`, {
+        hint: `make one yourself (virsh -c ${v.uri} pool-define-as ${KUMO_POOL} dir --target DIR; pool-build ${KUMO_POOL}; pool-start ${KUMO_POOL}) or name another with --pool`,
+        details: { pool: KUMO_POOL, uri: v.uri },
+      });
+    }
+    await v.raw(['pool-build', '--', KUMO_POOL], { timeoutMs: 60_000 });
+    await v.raw(['pool-autostart', '--', KUMO_POOL], { timeoutMs: 30_000 });
+  }
+  const now = await requirePool(v, KUMO_POOL);
+  if (!/State:\s+running/.test(now)) {
+    const r = await v.raw(['pool-start', '--', KUMO_POOL], { timeoutMs: 60_000 });
+    if (r.code !== 0 && !/State:\s+running/.test(await requirePool(v, KUMO_POOL))) {
+      throw new KumoError('LIBVIRT_POOL_CREATE_FAILED', 'external', `kumo could not start its storage pool '${KUMO_POOL}' at ${v.uri}: ${firstError(r.stderr)}`, {
+        hint: `see 'virsh -c ${v.uri} pool-dumpxml ${KUMO_POOL}'; its folder must exist and be writable by the daemon`,
+        details: { pool: KUMO_POOL, uri: v.uri },
+      });
+    }
+  }
+}
+
 /** `pool-info` of a pool that must exist (LIBVIRT_POOL_NOT_FOUND otherwise); changes nothing. */
 export async function requirePool(v: Virsh, pool: string): Promise<string> {
   const r = await v.raw(['pool-info', '--', pool], { timeoutMs: 30_000 });
@@ -54,6 +115,7 @@ export async function requirePool(v: Virsh, pool: string): Promise<string> {
 }
 
 async function checkPool(v: Virsh, pool: string): Promise<void> {
+  if (pool === KUMO_POOL) await ensureKumoPool(v);
   const info = await requirePool(v, pool);
   if (!/State:\s+running/.test(info)) await v.call(['pool-start', '--', pool]);
   await v.raw(['pool-refresh', '--', pool], { timeoutMs: 60_000 });

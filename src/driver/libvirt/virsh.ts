@@ -119,6 +119,15 @@ export function connectionError(uri: string, stderr: string): KumoError | undefi
       details,
     });
   }
+  // libvirtd answers but cannot start machines: QEMU's output goes through virtlogd, which is not running
+  if (/Failed to connect socket to '[^']*virtlogd-sock'/i.test(s)) {
+    return new LibvirtUnavailableError('LIBVIRT_VIRTLOGD_DOWN', `libvirt at ${uri} cannot start machines: its log daemon virtlogd is not running (${firstError(stderr)})`, {
+      hint: safeLocal(uri)
+        ? "start it (systemctl start virtlogd.socket, or run virtlogd -d as root), or set stdio_handler = \"file\" in the daemon's qemu.conf"
+        : 'start virtlogd on that host (systemctl start virtlogd.socket)',
+      details,
+    });
+  }
   if (/Failed to connect socket to '[^']*': (No such file or directory|Connection refused)|Cannot connect to daemon|unable to connect to server|Cannot recv data|Connection reset by peer|No route to host|Name or service not known|Could not resolve hostname|End of file while reading data|connect to host .* port/i.test(s)) {
     const local = safeLocal(uri);
     return new LibvirtUnavailableError('LIBVIRT_UNREACHABLE', `cannot reach libvirt at ${uri}: ${firstError(stderr)}`, {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { filesReadableBy, qemuAccountFromCaps, KUMO_POOL } from '../../../src/driver/libvirt/pool.js';
 import { connectionError, isLocalUri, parseUri, reachHost, parseNetworkOption, parseDomifaddr, libvirtOptions, firstError } from '../../../src/driver/libvirt/index.js';
 
 test('libvirt URIs: parsed, local or remote, invalid ones refused', () => {
@@ -28,6 +29,9 @@ test("libvirt's error text becomes a typed error with a hint", () => {
     ["error: failed to connect to the hypervisor\nerror: internal error: unexpected qemu URI path '/bogus', try qemu:///system", 'LIBVIRT_URI_UNKNOWN'],
     ["error: failed to connect to the hypervisor\nerror: unable to connect to server at '127.0.0.1:16509': Connection refused", 'LIBVIRT_UNREACHABLE'],
     ['error: failed to connect to the hypervisor\nerror: Cannot recv data: ssh: connect to host 127.0.0.1 port 1: Connection refused: Connection reset by peer', 'LIBVIRT_UNREACHABLE'],
+    // libvirtd answers, its log daemon does not: not "cannot reach libvirt"
+    ["error: Failed to start domain 'b'\nerror: Failed to connect socket to '/run/libvirt/virtlogd-sock': No such file or directory", 'LIBVIRT_VIRTLOGD_DOWN'],
+    ["error: Failed to start domain 'b'\nerror: Failed to connect socket to '/var/run/libvirt/virtlogd-sock': Connection refused", 'LIBVIRT_VIRTLOGD_DOWN'],
   ];
   for (const [stderr, code] of cases) {
     const e = connectionError('qemu:///system', stderr);
@@ -137,4 +141,17 @@ test('a libvirt URI from a spec file cannot run a program or weaken host verific
     assert.doesNotThrow(() => checkUriSafety(uri, false), uri);
   // a transport libvirt does not have is refused even from the command line
   assert.throws(() => checkUriSafety('qemu+foo://host/system', true), { code: 'LIBVIRT_URI_UNSAFE' });
+});
+
+test("the daemon's QEMU account from its capabilities, and whether kumo's files can be handed to it", () => {
+  // as Debian's qemu:///system reports it: a none model and the DAC model with QEMU's uid:gid
+  const stock = `<capabilities><host><secmodel>\n<model>none</model>\n<doi>0</doi>\n</secmodel>\n<secmodel>\n<model>dac</model>\n<doi>0</doi>\n<baselabel type='kvm'>+999:+994</baselabel>\n<baselabel type='qemu'>+999:+994</baselabel>\n</secmodel></host></capabilities>`;
+  assert.deepEqual(qemuAccountFromCaps(stock), { uid: 999, gid: 994 });
+  assert.equal(filesReadableBy(qemuAccountFromCaps(stock), 0), false, 'libvirt-qemu cannot enter a 0700 home of root');
+  assert.equal(filesReadableBy(qemuAccountFromCaps(stock), 999), true, 'QEMU as this very user (a session daemon) reads its files');
+  // QEMU as root (user = "root" in qemu.conf), or no DAC model at all (security_driver = "none"): files
+  assert.equal(filesReadableBy(qemuAccountFromCaps(stock.replace(/\+999:\+994/g, '+0:+0')), 1000), true);
+  assert.equal(qemuAccountFromCaps('<capabilities><host><secmodel><model>none</model><doi>0</doi></secmodel></host></capabilities>'), undefined);
+  assert.equal(filesReadableBy(undefined, 1000), true, 'a daemon that does not say keeps the files');
+  assert.equal(KUMO_POOL, 'kumo');
 });
