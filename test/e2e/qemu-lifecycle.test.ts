@@ -161,6 +161,10 @@ test('logs shows the serial console', async () => {
   const r = await k(['logs', NAME]);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /cloud-init/i);
+  // cloud-init validates the merged config (the image's cloud.cfg.d, kumo's seed, the user-data)
+  // against its schema at boot and says so on the console when any of it is invalid
+  assert.match(r.stdout, /Cloud-init v\. [\d.]+ finished/, 'the whole boot is in the log');
+  assert.doesNotMatch(r.stdout, /Invalid cloud-config provided/);
 });
 
 test('restart keeps disk changes (graceful stop, then start)', async () => {
