@@ -25,6 +25,11 @@ export interface WaitReadyOptions {
   checkAlive?: () => Promise<string | undefined>;
   onEvent?: EventSink;
   signal?: AbortSignal;
+  /**
+   * When the wait fails before ssh answers: the guest's own view of its network (through a
+   * channel that needs none, the guest agent), lines added to the error. Bounded by the caller.
+   */
+  diagnose?: () => Promise<string[] | undefined>;
 }
 
 export interface ReadyResult {
@@ -142,7 +147,13 @@ export async function waitReady(t: SshTarget, o: WaitReadyOptions): Promise<Read
   let lastError: string | undefined;
   const fail = async (): Promise<never> => {
     em.emit({ type: 'step', id: `ready.${stage}`, label: stage, state: 'fail' });
-    throw new NotReadyError(t.name, stage, Math.round(o.timeoutMs / 1000), o.serialLog ? await tailFile(o.serialLog, 20) : [], lastError);
+    const view = stage === 'booting' || stage === 'network' ? await o.diagnose?.().catch(() => undefined) : undefined;
+    const err = new NotReadyError(t.name, stage, Math.round(o.timeoutMs / 1000), o.serialLog ? await tailFile(o.serialLog, 20) : [], lastError);
+    if (view?.length) {
+      err.message += `\nthe guest's own view of its network (through its agent):\n${view.map((l) => `  | ${l}`).join('\n')}`;
+      (err.details as Record<string, unknown>).guestNetwork = view;
+    }
+    throw err;
   };
   const guard = async () => {
     if (o.signal?.aborted) throw new InterruptedError(`waiting for '${t.name}' was interrupted`);

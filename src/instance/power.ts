@@ -16,6 +16,7 @@ import { Emitter } from '../events/events.js';
 import { folderDriver, getDriver, requireCapability, type Driver, type SshEndpoint, type StartResult } from '../driver/index.js';
 import { NotReadyError, sshBanner, waitReady, type ReadyResult } from '../guest/ready.js';
 import { closeMaster } from '../guest/master.js';
+import { withAgent } from '../guest/agent.js';
 import { endpointFor, resolveSshTarget, sshTargetFor } from './ssh-target.js';
 import { joinSwitches, leaveSwitches, networksOf, syncHosts } from './networks.js';
 import { releaseAddresses } from '../network/store.js';
@@ -261,9 +262,23 @@ export async function waitInstanceReady(paths: KumoPaths, rec: InstanceRecord, o
     serialLog,
     timeoutMs: Math.max(1000, deadline - Date.now()),
     checkAlive,
+    ...(rec.driver === 'qemu' ? { diagnose: () => guestNetworkView(instanceFiles(paths, rec.name).agentSocket) } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
+}
+
+/** What the guest says of its NICs, their config and their log, through the guest agent (read-only; undefined without one). */
+const NETWORK_VIEW = [
+  'ip -br link; ip -br addr',
+  'for f in /etc/systemd/network/*.network /etc/network/interfaces.d/*; do [ -f "$f" ] && { echo "== $f"; grep -v "^#" "$f" | grep -v "^$"; }; done',
+  'journalctl -b --no-pager -o short-monotonic 2>/dev/null | grep -E "renamed from|systemd-networkd\\[|cloud-init-local" | head -20',
+].join('; ');
+
+async function guestNetworkView(agentSocket: string): Promise<string[] | undefined> {
+  if (!(await exists(agentSocket))) return undefined;
+  const r = await withAgent(agentSocket, (a) => a.exec('/bin/sh', ['-c', NETWORK_VIEW], { timeoutMs: 15_000 }), 5_000);
+  return `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.trim()).slice(0, 60);
 }
 
 export interface StopInstanceOptions extends OpOptions {
