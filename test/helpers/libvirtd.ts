@@ -61,6 +61,8 @@ export function profileFiles(profile: DaemonProfile) {
     sockDir,
     sock,
     pidFile: join(state, 'libvirtd.pid'),
+    /** virtlogd's pid file (the stock profile). */
+    virtlogdPid: join(state, 'virtlogd.pid'),
     uri: `qemu+unix:///system?socket=${sock}`,
   };
 }
@@ -187,7 +189,7 @@ async function startDaemon(profile: DaemonProfile): Promise<DaemonState> {
     if (r.status === 0) throw new Error('a libvirtd that the tests did not start is running; stop it (its qemu.conf may not let QEMU read a temp KUMO_HOME) or run the libvirt tests elsewhere');
   }
   await rm(f.pidFile, { force: true });
-  const vlPid = join(f.state, 'virtlogd.pid');
+  const vlPid = f.virtlogdPid;
   let script = 'mount --bind "$0" /etc/libvirt && exec libvirtd -d --pid-file "$1" --config /etc/libvirt/libvirtd.conf';
   const args = [etc, f.pidFile];
   if (profile === 'stock') {
@@ -361,7 +363,7 @@ export async function stockVirtlogd(action: 'stop' | 'start'): Promise<void> {
       if (st.virtlogd && pidAlive(st.virtlogd)) await kill(st.virtlogd);
       delete st.virtlogd;
     } else if (!st.virtlogd || !pidAlive(st.virtlogd)) {
-      const vlPid = join(f.state, 'virtlogd.pid');
+      const vlPid = f.virtlogdPid;
       await rm(vlPid, { force: true });
       const r = sh('nsenter', ['-t', String(st.pid), '-m', 'virtlogd', '-d', '-p', vlPid]);
       if (r.status !== 0) throw new Error(`virtlogd did not start: ${r.out}`);

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { pathsFor } from '../../../src/config/paths.js';
@@ -19,20 +18,13 @@ import { LibvirtDriver, Virsh, findDesync, repairDesync, libvirtDisks, parseKumo
 import { writeIso } from '../../../src/seed/index.js';
 import { libvirtdUnavailable, startLibvirtd, type TestLibvirtd } from '../../helpers/libvirtd.js';
 import { kumo } from '../../helpers/cli.js';
+import { listening } from '../../helpers/net.js';
 
 const skip = libvirtdUnavailable();
 
 function virsh(uri: string, ...args: string[]): { status: number | null; out: string; err: string } {
   const r = spawnSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8' });
   return { status: r.status, out: r.stdout, err: r.stderr };
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
 }
 
 describe('libvirt driver against a real libvirtd', { skip }, () => {

@@ -8,23 +8,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { pathsFor } from '../../../src/config/paths.js';
 import type { InstanceRuntime, PortForward } from '../../../src/driver/driver.js';
 import { LibvirtDriver } from '../../../src/driver/libvirt/index.js';
 import { portFree } from '../../../src/driver/net.js';
 import { libvirtdUnavailable, startLibvirtd, type TestLibvirtd } from '../../helpers/libvirtd.js';
+import { listening } from '../../helpers/net.js';
 
 const skip = libvirtdUnavailable();
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
-}
 
 describe('libvirt: dynamic ports', { skip }, () => {
   let lv: TestLibvirtd;

@@ -10,17 +10,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { KUMO_BIN } from '../../helpers/cli.js';
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect({ host: '127.0.0.1', port });
-    c.once('connect', () => (c.destroy(), resolve(true)));
-    c.once('error', () => resolve(false));
-  });
-}
+import { listening } from '../../helpers/net.js';
 
 function unavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'runs kumo as user nobody: needs root';
