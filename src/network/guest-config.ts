@@ -4,19 +4,34 @@
  * (outbound access and kumo's ssh forward), and the name -> address block of /etc/hosts with the
  * guest command that replaces it in place (pushed over ssh while the guest runs, ./hosts-sync.ts).
  */
+
+/** The guest's name of the user-mode NIC and of the NIC on the Nth private network (1-based). */
+export const USER_NIC_NAME = 'user0';
+export const privateNicName = (n: number): string => `net${n}`;
 import { stringify } from 'yaml';
 import type { NetworkAttachment } from './store.js';
 
-/** The network-config (version 2) for an instance whose first NIC has `userMac`. */
+/**
+ * The network-config (version 2) for an instance whose first NIC has `userMac`.
+ *
+ * Every NIC is matched by its MAC *and given a name* (`set-name`: user0, net1, net2, ...). Without
+ * set-name, cloud-init (22.4, networkd renderer) writes `Name=` the kernel name the NIC has at the
+ * moment cloud-init-local looks, beside the MAC: a NIC that udev renames after that (eth0 ->
+ * enp0s2, a race a loaded host loses now and then) matches no file and is never configured, and
+ * a guest came up with no network at all that way. With set-name cloud-init waits for each MAC's
+ * device, renames it itself on every boot and matches that name, so the result does not depend on
+ * udev's timing (Lima and cloud-init's own fallback config do the same).
+ */
 export function networkConfigV2(userMac: string, attachments: readonly NetworkAttachment[]): string {
   const ethernets: Record<string, unknown> = {
     // The user-mode NIC stays as cloud-init's default would make it: DHCP from QEMU's slirp.
-    user0: { match: { macaddress: userMac }, dhcp4: true },
+    [USER_NIC_NAME]: { match: { macaddress: userMac }, 'set-name': USER_NIC_NAME, dhcp4: true },
   };
   attachments.forEach((a, i) => {
-    ethernets[`kumo${i + 1}`] = { match: { macaddress: a.mac }, dhcp4: false, dhcp6: false, addresses: [`${a.address}/${a.prefix}`] };
+    const name = privateNicName(i + 1);
+    ethernets[name] = { match: { macaddress: a.mac }, 'set-name': name, dhcp4: false, dhcp6: false, addresses: [`${a.address}/${a.prefix}`] };
   });
-  return '# written by kumo: the user-mode NIC on DHCP, each private network NIC by its MAC\n' + stringify({ version: 2, ethernets }, { lineWidth: 0 });
+  return '# written by kumo: each NIC by its MAC, named user0 (user-mode, DHCP), net1, net2, ... (private networks, static)\n' + stringify({ version: 2, ethernets }, { lineWidth: 0 });
 }
 
 export const HOSTS_BEGIN = (network: string) => `# BEGIN kumo network ${network}`;

@@ -17,9 +17,13 @@ test('network-config v2: the user-mode NIC on DHCP by its MAC, each private NIC 
   const text = networkConfigV2('52:54:00:12:34:56', atts);
   const v = parse(text) as { version: number; ethernets: Record<string, Record<string, unknown>> };
   assert.equal(v.version, 2);
-  assert.deepEqual(v.ethernets.user0, { match: { macaddress: '52:54:00:12:34:56' }, dhcp4: true });
-  assert.deepEqual(v.ethernets.kumo1, { match: { macaddress: '52:54:00:aa:00:02' }, dhcp4: false, dhcp6: false, addresses: ['10.99.0.2/24'] });
-  assert.deepEqual(v.ethernets.kumo2, { match: { macaddress: '52:54:00:bb:00:09' }, dhcp4: false, dhcp6: false, addresses: ['192.168.77.9/28'] });
+  // each NIC named by set-name: the rendered config must not depend on the kernel's name for it at
+  // the moment cloud-init looks (udev may rename it later)
+  assert.deepEqual(v.ethernets.user0, { match: { macaddress: '52:54:00:12:34:56' }, 'set-name': 'user0', dhcp4: true });
+  assert.deepEqual(v.ethernets.net1, { match: { macaddress: '52:54:00:aa:00:02' }, 'set-name': 'net1', dhcp4: false, dhcp6: false, addresses: ['10.99.0.2/24'] });
+  assert.deepEqual(v.ethernets.net2, { match: { macaddress: '52:54:00:bb:00:09' }, 'set-name': 'net2', dhcp4: false, dhcp6: false, addresses: ['192.168.77.9/28'] });
+  assert.deepEqual(Object.keys(v.ethernets), ['user0', 'net1', 'net2']);
+  for (const n of Object.keys(v.ethernets)) assert.ok(n.length <= 15, `${n}: a Linux interface name has at most 15 bytes`);
   assert.ok(!/gateway|routes/.test(text), 'the default route stays on the user-mode NIC');
   // the seed writer takes it as the NoCloud network-config file, byte for byte
   const seed = seedFiles({ instanceId: 'i-web-1', networkConfig: text });
