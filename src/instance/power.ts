@@ -26,6 +26,7 @@ import {
   instanceFiles,
   lockInstance,
   readRecord,
+  removeInstanceFolder,
   runtimeFor,
   writeRecord,
   type InstanceRecord,
@@ -351,7 +352,7 @@ export async function deleteInstance(paths: KumoPaths, name: string, opts: Delet
   await driver.cleanup(rt);
   // What the backend keeps for the instance's whole life (a libvirt domain, its volumes).
   await driver.purge?.(rt);
-  await rm(files.dir, { recursive: true, force: true });
+  await removeInstanceFolder(paths, name);
   // Its addresses go back to their networks (every network when the record is lost); the members
   // left forget its name, and a switch no running member needs is stopped.
   const left = await releaseAddresses(paths, name, rec ? networksOf(rec) : undefined);

@@ -13,7 +13,9 @@
  */
 import type { DriverOptions } from '../config/spec.js';
 import { storedMountProblem, type ResolvedMount } from '../config/mounts.js';
-import { readdir } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { pidAlive } from '../core/exec.js';
 import { join } from 'node:path';
 import type { KumoPaths } from '../config/paths.js';
 import { instanceFilesIn, type InstanceFiles } from '../config/instance-files.js';
@@ -205,6 +207,32 @@ export async function listNames(paths: KumoPaths): Promise<string[]> {
 }
 
 /** Take the instance's lock; a missing instance is an InstanceNotFoundError. */
+/** Folders of deletes in progress: `.deleting-NAME-PID-RANDOM` beside the instances (never listed). */
+const DELETING_RE = /^\.deleting-.+-(\d+)-[0-9a-f]{8}$/;
+
+/**
+ * Remove an instance's folder, with its lock held by the caller. The folder is first renamed out
+ * of the instance's name in one step, then removed: a command waiting for the instance's lock
+ * meanwhile finds no instance (and not a half-removed one that it would call "never fully
+ * created", while its own lock file made the removal fail). A folder left by a delete that died
+ * half-way is removed by the next delete.
+ */
+export async function removeInstanceFolder(paths: KumoPaths, name: string): Promise<void> {
+  const dir = instanceDir(paths, name);
+  const trash = join(paths.instances, `.deleting-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await rename(dir, trash);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return;
+  }
+  await rm(trash, { recursive: true, force: true });
+  for (const n of await readdir(paths.instances).catch(() => [] as string[])) {
+    const m = DELETING_RE.exec(n);
+    if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) await rm(join(paths.instances, n), { recursive: true, force: true }).catch(() => {});
+  }
+}
+
 export async function lockInstance(paths: KumoPaths, name: string, op: string, waitMs = 0, signal?: AbortSignal): Promise<Lock> {
   const f = instanceFiles(paths, name);
   if (!(await exists(f.dir))) throw new InstanceNotFoundError(name);

@@ -155,3 +155,27 @@ test('start racing delete, stop racing delete, capture racing start: one goes fi
     assert.equal((await k(['delete', '--force', b])).code, 0);
   }
 });
+
+test('a delete renames the folder away in one step: a command waiting for the lock finds no instance, and a dead delete\u2019s leftovers go', async () => {
+  const name = 'gone-at-once';
+  await make(name);
+  // a folder left by a delete that died half-way (its pid is not running)
+  const stale = join(paths.instances, '.deleting-old-2147483646-0badf00d');
+  execFileSync('mkdir', ['-p', join(stale, 'sub')]);
+  const { lockInstance, removeInstanceFolder } = await import('../../../src/instance/store.js');
+  const held = await lockInstance(paths, name, 'delete');
+  // another command waits for the lock while the folder is removed under it
+  const waiter = lockInstance(paths, name, 'start', 5000).then(
+    async (l) => {
+      await l.release();
+      return 'got the lock';
+    },
+    (e: { code?: string }) => e.code,
+  );
+  await removeInstanceFolder(paths, name);
+  await held.release();
+  assert.equal(await waiter, 'INSTANCE_NOT_FOUND');
+  assert.deepEqual(readdirSync(paths.instances).filter((n) => n === name || n.startsWith('.deleting-')), [], 'nothing left: not the folder, not the stale one');
+  const ls = await k(['list', '--json']);
+  assert.equal((JSON.parse(ls.stdout) as { name: string }[]).some((i) => i.name === name), false);
+});
