@@ -98,6 +98,7 @@ export async function libvirtInstances(paths: Pick<KumoPaths, 'instances'>): Pro
   }
   const out: LibvirtInstanceRef[] = [];
   for (const name of names) {
+    if (name.startsWith('.')) continue; // a delete in progress (instance/store.ts removeInstanceFolder)
     const dir = join(paths.instances, name);
     try {
       const j = JSON.parse(await readFile(instanceFilesIn(dir).record, 'utf8')) as Record<string, unknown>;

@@ -520,6 +520,7 @@ export async function virtualboxDisks(paths: KumoPaths): Promise<{ owner: string
   const { readdir } = await import('node:fs/promises');
   const out: { owner: string; disk: string }[] = [];
   for (const n of await readdir(paths.instances).catch(() => [] as string[])) {
+    if (n.startsWith('.')) continue; // a delete in progress (instance/store.ts removeInstanceFolder)
     const rec = await readVBoxRecord(resolve(paths.instances, n));
     if (rec?.base) out.push({ owner: `VirtualBox machine '${rec.name}' (instance '${n}')`, disk: rec.base.source });
   }

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,7 +161,7 @@ test('a delete renames the folder away in one step: a command waiting for the lo
   await make(name);
   // a folder left by a delete that died half-way (its pid is not running)
   const stale = join(paths.instances, '.deleting-old-2147483646-0badf00d');
-  execFileSync('mkdir', ['-p', join(stale, 'sub')]);
+  mkdirSync(join(stale, 'sub'), { recursive: true });
   const { lockInstance, removeInstanceFolder } = await import('../../../src/instance/store.js');
   const held = await lockInstance(paths, name, 'delete');
   // another command waits for the lock while the folder is removed under it
