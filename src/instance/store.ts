@@ -206,7 +206,6 @@ export async function listNames(paths: KumoPaths): Promise<string[]> {
     .sort();
 }
 
-/** Take the instance's lock; a missing instance is an InstanceNotFoundError. */
 /** Folders of deletes in progress: `.deleting-NAME-PID-RANDOM` beside the instances (never listed). */
 const DELETING_RE = /^\.deleting-.+-(\d+)-[0-9a-f]{8}$/;
 
@@ -233,6 +232,7 @@ export async function removeInstanceFolder(paths: KumoPaths, name: string): Prom
   }
 }
 
+/** Take the instance's lock; a missing instance is an InstanceNotFoundError. */
 export async function lockInstance(paths: KumoPaths, name: string, op: string, waitMs = 0, signal?: AbortSignal): Promise<Lock> {
   const f = instanceFiles(paths, name);
   if (!(await exists(f.dir))) throw new InstanceNotFoundError(name);

@@ -4,12 +4,12 @@
  * (outbound access and kumo's ssh forward), and the name -> address block of /etc/hosts with the
  * guest command that replaces it in place (pushed over ssh while the guest runs, ./hosts-sync.ts).
  */
+import { stringify } from 'yaml';
+import type { NetworkAttachment } from './store.js';
 
 /** The guest's name of the user-mode NIC and of the NIC on the Nth private network (1-based). */
 export const USER_NIC_NAME = 'user0';
 export const privateNicName = (n: number): string => `net${n}`;
-import { stringify } from 'yaml';
-import type { NetworkAttachment } from './store.js';
 
 /**
  * The network-config (version 2) for an instance whose first NIC has `userMac`.
