@@ -85,7 +85,7 @@ test('private networks: by name between members, nothing across networks, a late
     // up with no NIC configured at all (cloud-init had matched them by kernel names that udev then
     // changed). Should it come back, such a member is launched once more, alone, after its error is
     // printed (it carries the guest's own view of its NICs and their config, read through the guest
-    // agent), and the line below says so at the end of the run. A second failure fails.
+    // agent). A second failure fails.
     const names = ['na', 'nb', 'nc'] as const;
     const byName: Partial<Record<(typeof names)[number], Instance>> = {};
     for (const [i, r] of results.entries()) {
@@ -108,6 +108,7 @@ test('private networks: by name between members, nothing across networks, a late
     assert.deepEqual([aA, aB].sort(), ['10.97.0.1', '10.97.0.2'], 'the first two addresses of front, one each (created at once: either order)');
     assert.match(aC, /^10\.99\.0\.\d+$/, 'back got the first free default subnet');
 
+    const esc = (x: string) => x.replace(/\./g, '\\.');
     // cloud-init named each NIC as the network-config says (user0, net1: set-name, matched by MAC),
     // put the address on the NIC with the network's MAC, and the user-mode NIC kept DHCP; the
     // networkd files it wrote match those names, not whatever the kernel called the NIC at the time
@@ -115,13 +116,12 @@ test('private networks: by name between members, nothing across networks, a late
       const rec = await vm.record();
       const links = await sh(vm, 'ip -br -4 addr show user0; ip -br -4 addr show net1; ip -br link show net1');
       assert.match(links, /^user0\s+UP\s+10\.0\.2\.\d+\/24/m, links);
-      assert.match(links, new RegExp(`^net1\\s+UP\\s+${a.replace(/\./g, '\\.')}/24`, 'm'), links);
+      assert.match(links, new RegExp(`^net1\\s+UP\\s+${esc(a)}/24`, 'm'), links);
       assert.match(links, new RegExp(`^net1\\s+UP\\s+${rec.networks![0]!.mac}`, 'm'), `net1 has the network's MAC: ${links}`);
       const files = await sh(vm, 'grep -h "^Name=" /etc/systemd/network/*.network | sort');
       assert.deepEqual(files.split('\n'), ['Name=net1', 'Name=user0'], `networkd matches by the names kumo set: ${files}`);
     }
     // names: each member's /etc/hosts has its network's members, and only those
-    const esc = (x: string) => x.replace(/\./g, '\\.');
     assert.match(await sh(na, 'getent hosts nb'), new RegExp(`^${esc(aB)}\\s+nb$`));
     assert.match(await sh(nb, 'getent hosts na'), new RegExp(`^${esc(aA)}\\s+na$`));
     assert.notEqual(await rc(nc, 'getent hosts na'), 0, 'nc does not know the names of another network');
