@@ -19,7 +19,7 @@ import { createFromTemplate, templateFor, templateIneligible } from './warm.js';
 import { validateSpec } from '../config/spec.js';
 import { driverNames, getDriver } from '../driver/index.js';
 import { Emitter } from '../events/events.js';
-import { consoleTail } from './logs.js';
+import { consoleDiagnosis, consoleTail } from './logs.js';
 import { addPort, mappedPort, removePort } from './ports.js';
 import { conditionsFor, instanceWaitContext, waitConditions, waitForInstance, type WaitForOptions, type WaitResult, type WaitStrategy } from './wait.js';
 import { deleteInstance, restartInstance, startInstance, stopInstance, waitInstanceReady, type StartInstanceResult } from './power.js';
@@ -297,9 +297,10 @@ function withConsoleTail(e: unknown, name: string, tail: string[], fate: 'remove
   }[fate];
   const shown = /last lines of the serial console|the serial console is empty/.test(e.message);
   const lines = shown ? '' : tail.length ? `\nlast lines of its serial console:\n${tail.map((l) => `  | ${l}`).join('\n')}` : '\n(its serial console is empty)';
+  const diagnosis = consoleDiagnosis(tail);
   const m = e as { hint?: string; details?: Record<string, unknown> };
-  m.hint = `${said}${e.hint ? `\n${e.hint}` : ''}${lines}`;
-  m.details = { ...e.details, instance: name, consoleTail: tail, removed: fate === 'removed' };
+  m.hint = `${said}${e.hint ? `\n${e.hint}` : ''}${diagnosis ? `\n${diagnosis}` : ''}${lines}`;
+  m.details = { ...e.details, instance: name, consoleTail: tail, removed: fate === 'removed', ...(diagnosis ? { consoleDiagnosis: diagnosis } : {}) };
   return e;
 }
 

@@ -25,6 +25,20 @@ export async function consoleTail(paths: KumoPaths, rec: InstanceRecord, lines =
   return tailFile(file, lines);
 }
 
+/** Kernel lines that say the guest's vCPUs stopped making progress. */
+const STALL_RE = /watchdog: BUG: soft lockup - CPU#\d+ stuck for \d+s|rcu: INFO: rcu_(?:preempt|sched) (?:self-)?detected stall|rcu_(?:preempt|sched) kthread starved/;
+
+/**
+ * What the console lines say about a guest that did not become ready, when they say something
+ * kumo can name: today, a kernel CPU stall (soft lockup or RCU stall). Seen under TCG (no KVM)
+ * when a multi-vCPU guest is starved of host CPU; the advice is what helps there.
+ */
+export function consoleDiagnosis(lines: readonly string[]): string | undefined {
+  const stall = lines.find((l) => STALL_RE.test(l));
+  if (!stall) return undefined;
+  return `the guest's kernel reports a CPU stall (${stall.trim().replace(/^\[\s*[\d.]+\]\s*/, '')}): its vCPUs stopped making progress. Without KVM (software emulation) this happens when the host is short of CPU: fewer vCPUs (--cpus 1), fewer VMs at once, or KVM (see kumo doctor) help`;
+}
+
 /**
  * Write the console to `write`, then (with follow) keep writing what is appended until the signal
  * aborts. Resolves when done.

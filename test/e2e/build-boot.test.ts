@@ -13,6 +13,7 @@ test('the test image boots with BIOS, runs cloud-init from a NoCloud seed and gr
   const vm = await bootImage({ image: testImagePath(), overlaySize: '6G' });
   try {
     t.diagnostic(`boot to ssh (BIOS, TCG): ${vm.sshSeconds} s`);
+    if (vm.stalledBefore) t.diagnostic(`booted a second time: the first boot stalled ${vm.stalledBefore}`);
     const st = await vm.ssh(['cloud-init', 'status', '--wait', '--long'], { allowFailure: true, timeoutMs: 300_000 });
     assert.match(st.stdout, /status: done/, st.stdout + st.stderr);
     assert.equal((await vm.ssh(['hostname'])).stdout.trim(), vm.hostname);
@@ -42,6 +43,7 @@ test('the same image boots with UEFI (OVMF)', { timeout: 600_000 }, async (t) =>
   const vm = await bootImage({ image: testImagePath(), uefi: true });
   try {
     t.diagnostic(`boot to ssh (UEFI, TCG): ${vm.sshSeconds} s`);
+    if (vm.stalledBefore) t.diagnostic(`booted a second time: the first boot stalled ${vm.stalledBefore}`);
     assert.equal((await vm.ssh(['test', '-d', '/sys/firmware/efi'], { allowFailure: true })).code, 0, 'booted through UEFI');
     assert.equal((await vm.ssh(['hostname'])).stdout.trim(), vm.hostname);
     const st = await vm.ssh(['cloud-init', 'status', '--wait'], { allowFailure: true, timeoutMs: 300_000 });
