@@ -5,6 +5,7 @@
 //   node test/run.js              every test: unit, integration, e2e (VM boots included)
 //   node test/run.js unit e2e     only those groups
 //   KUMO_TEST_FILTER=seed node test/run.js   only files whose path contains 'seed'
+//   KUMO_TEST_FILTER=reset,disposable ...      files whose path contains any of these
 import { readdirSync, statSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(fileURLToPath(new URL('.', import.meta.url)), '..');
 const groups = process.argv.slice(2).length ? process.argv.slice(2) : ['unit', 'integration', 'e2e'];
-const filter = process.env.KUMO_TEST_FILTER;
+const filters = (process.env.KUMO_TEST_FILTER ?? '').split(',').filter(Boolean);
 
 function walk(dir) {
   if (!existsSync(dir)) return [];
@@ -45,7 +46,7 @@ function ordered(group, files) {
   return [...files].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 }
 
-const byGroup = groups.map((g) => [g, ordered(g, walk(join(root, 'dist', 'test', g)).filter((f) => !filter || f.includes(filter)))]);
+const byGroup = groups.map((g) => [g, ordered(g, walk(join(root, 'dist', 'test', g)).filter((f) => !filters.length || filters.some((s) => f.includes(s))))]);
 const total = byGroup.reduce((n, [, f]) => n + f.length, 0);
 if (!total) {
   console.error(`no test files found for ${groups.join(', ')} (did 'npm run build' run?)`);
@@ -60,6 +61,10 @@ const noProxy = [process.env.no_proxy || process.env.NO_PROXY, '127.0.0.1', 'loc
 const testEnv = { ...process.env, KUMO_REPO: root, no_proxy: noProxy, NO_PROXY: noProxy };
 
 const tmp = mkdtempSync(join(tmpdir(), 'kumo-test-run-'));
+// The kumo home of the warm template that e2e files which do not test booting share
+// (test/helpers/warm-home.ts): the first such file makes the template, the others clone it.
+const warmHome = join(tmp, 'warm-home');
+testEnv.KUMO_E2E_WARM_HOME = warmHome;
 const results = [];
 let status = 0;
 let stoppedAt;
@@ -94,6 +99,8 @@ for (const [group, files] of byGroup) {
       for (const l of readFileSync(out, 'utf8').split('\n').filter(Boolean)) results.push({ group, ...JSON.parse(l) });
   }
 }
+if (existsSync(warmHome))
+  spawnSync(process.execPath, [join(root, 'bin', 'kumo.js'), 'delete', '--all', '--force'], { env: { ...testEnv, KUMO_HOME: warmHome }, stdio: 'ignore' });
 rmSync(tmp, { recursive: true, force: true });
 
 const sec = (ms) => (ms === undefined ? '   ?' : (ms / 1000).toFixed(1).padStart(6));

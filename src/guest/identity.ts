@@ -53,8 +53,9 @@ fi
 /**
  * The script (POSIX sh). Arguments: the clock for `date -s` (see clockArg), hostname, machine-id, key type,
  * the private key text, the public key line, random text (mixed into the kernel's pool). It prints
- * `identity-ok HOSTNAME rng=vmgenid|ioctl` on success (how the RNG was reseeded). Under emulation
- * every process costs ~0.1 s, so it starts only three (date, sed, rm), and perl for the reseed
+ * `identity-ok HOSTNAME rng=vmgenid|ioctl` on success (how the RNG was reseeded), and writes a
+ * line saying what happened to the guest's console (a clone's serial log has no boot of its own:
+ * its template booted). Under emulation every process costs ~0.1 s, so it starts only three (date, sed, rm), and perl for the reseed
  * where the kernel has no vmgenid driver: the rest are shell builtins writing files (the hostname
  * through /proc/sys/kernel/hostname, which is sethostname).
  */
@@ -84,6 +85,8 @@ if command -v systemctl >/dev/null 2>&1; then
   setsid sh -c 'systemctl --no-block restart systemd-journald; networkctl renew >/dev/null 2>&1' </dev/null >/dev/null 2>&1 &
 fi
 read -r now_hn < /proc/sys/kernel/hostname
+# the clone's serial console has none of the boot (the template booted): one line says what it is
+{ printf 'kumo: %s restored from a warm template, with its own identity\n' "$now_hn" > /dev/console; } 2>/dev/null || true
 echo "identity-ok $now_hn rng=$rng"
 `;
 
@@ -91,13 +94,14 @@ echo "identity-ok $now_hn rng=$rng"
  * After a snapshot's memory was restored (the same machine, an earlier moment): the clock stepped
  * to the host's time and the RNG reseeded, or the guest goes on at the snapshot's time with the
  * random stream it had then. Arguments: the clock for `date -s` (see clockArg), random text. Prints
- * `restored-ok rng=ioctl`.
+ * `restored-ok rng=ioctl`, and says so on the guest's console.
  */
 export const RESTORED_SCRIPT = String.raw`set -eu
 now=$1 rnd=$2 newgen=0
 date -u -s "$now" >/dev/null
 printf '%s' "$rnd" > /dev/urandom
-${RNG_RESEED}echo "restored-ok rng=$rng"
+${RNG_RESEED}{ printf 'kumo: restored from a saved state; clock stepped, RNG reseeded\n' > /dev/console; } 2>/dev/null || true
+echo "restored-ok rng=$rng"
 `;
 
 /**

@@ -19,6 +19,11 @@ import { sshExec, type SshTarget } from './ssh.js';
 
 export interface WaitReadyOptions {
   instanceId: string;
+  /**
+   * A clone's template's instance-id, accepted too: a clone restored from its template and not
+   * booted since has the cloud-init state of the template's boot (its identity was given by kumo).
+   */
+  templateInstanceId?: string;
   serialLog?: string;
   timeoutMs: number;
   /** Returns a reason when the machine died (then waiting stops at once). */
@@ -229,8 +234,8 @@ export async function waitReady(t: SshTarget, o: WaitReadyOptions): Promise<Read
       const iid = /^iid=(.*)$/m.exec(out)?.[1]?.trim();
       const rc = /^rc=(.*)$/m.exec(out)?.[1]?.trim();
       if (rc === 'none') break;
-      if (iid === o.instanceId) break;
-      lastError = `cloud-init reports instance-id '${iid || '(none)'}', not this instance's '${o.instanceId}'`;
+      if (iid === o.instanceId || (o.templateInstanceId !== undefined && iid === o.templateInstanceId)) break;
+      lastError = `cloud-init reports instance-id '${iid || '(none)'}', not this instance's '${o.instanceId}'${o.templateInstanceId ? ` (nor its template's '${o.templateInstanceId}')` : ''}`;
     } else lastError = r.stderr.trim().split('\n').pop() || `ssh exited with ${r.code}`;
     if (Date.now() > deadline) await fail();
     await guard();

@@ -260,6 +260,7 @@ export async function waitInstanceReady(paths: KumoPaths, rec: InstanceRecord, o
   }
   return waitReady(target, {
     instanceId: rec.instanceId,
+    ...(rec.template?.instanceId ? { templateInstanceId: rec.template.instanceId } : {}),
     serialLog,
     timeoutMs: Math.max(1000, deadline - Date.now()),
     checkAlive,

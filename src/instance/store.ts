@@ -67,8 +67,12 @@ export interface InstanceRecord {
   /** The driver's options (libvirt: connect, pool, network; config/spec.ts DriverOptions). */
   driverOptions?: DriverOptions;
   lastStart?: { at: string; accel: string; pid?: number };
-  /** The warm template this instance was cloned from (its disk is an overlay on the template's). */
-  template?: { id: string; dir: string };
+  /**
+   * The warm template this instance was cloned from (its disk is an overlay on the template's),
+   * and the instance-id its guest's cloud-init ran with there (the clone's own is cloud-init's
+   * only once the clone boots from its seed).
+   */
+  template?: { id: string; dir: string; instanceId?: string };
   /**
    * A saved state the next start restores instead of booting: a clone's first start (from its
    * template), or a suspended instance. Cleared once restored, or when the restore failed and the

@@ -182,7 +182,7 @@ export async function warmTemplate(paths: KumoPaths, input: Omit<InstanceSpecInp
       withAgent(instanceFiles(wpaths, name).agentSocket, (a) => a.exec('/bin/sh', ['-c', 'hostname; cat /etc/machine-id']), 20_000).then(
         (r) => {
           const [hostname = '', machineId = ''] = r.stdout.trim().split('\n');
-          return { hostname, machineId };
+          return { hostname, machineId, instanceId: rec.instanceId };
         },
         () => undefined,
       ),
@@ -281,7 +281,7 @@ export async function createFromTemplate(paths: KumoPaths, spec: InstanceSpec, t
     },
     extra: (r) => ({
       mac: tpl.mac,
-      template: { id: tpl.id, dir: f.dir },
+      template: { id: tpl.id, dir: f.dir, ...(tpl.guest?.instanceId ? { instanceId: tpl.guest.instanceId } : {}) },
       restore: { kind: 'template', stateFile: f.state, ignoreShared: true, machine: tpl.key.host.machine, memoryFile: f.memory, at: new Date().toISOString() },
       ...(r.diskBytes === undefined ? { diskBytes: tpl.key.diskBytes } : {}),
     }),

@@ -57,8 +57,12 @@ export interface TemplateRecord {
   hostKeyPublic: string;
   /** Whether the guest agent answered in the template (then identity goes through it). */
   agent: boolean;
-  /** The frozen guest's own hostname and machine-id (no clone may keep them). */
-  guest?: { hostname: string; machineId: string };
+  /**
+   * The frozen guest's own hostname and machine-id (no clone may keep them), and the instance-id
+   * its cloud-init ran with (a clone's cloud-init state says it until the clone boots; older
+   * templates lack it).
+   */
+  guest?: { hostname: string; machineId: string; instanceId?: string };
   /** sha256 of the state file, checked before each restore. */
   stateSha256: string;
   sizes: { stateBytes: number; memoryBytes: number; memoryOnDiskBytes: number; diskOnDiskBytes: number };

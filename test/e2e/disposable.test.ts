@@ -1,25 +1,25 @@
 /**
- * Disposable VMs for test suites, on ONE VM booted from the test image (library launch with a
- * dynamic port and a launch-time wait): the dynamic port reaches a guest web server through
+ * Disposable VMs for test suites, on ONE VM cloned from a warm template of the test image
+ * (library launch with a dynamic port and a launch-time wait): the dynamic port reaches a guest web server through
  * mappedPort and through `kumo port list --json` / `kumo info`; each wait strategy (port, HTTP
  * status, serial console line, guest log file line, command) holds, and times out with an error
  * naming the condition and what was seen last; a host port already taken is a typed error; a
- * dynamic port added live gets a port at once. Boots: 1.
+ * dynamic port added live gets a port at once. Boots: none
+ * of its own: a clone of the warm template the e2e files share (test/helpers/warm-home.ts).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Server } from 'node:net';
 import { get } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { launch, WaitTimeoutError, type Instance } from '../../src/index.js';
 import { isKumoError } from '../../src/core/errors.js';
 import { kumo } from '../helpers/cli.js';
 import { testImagePath } from '../helpers/test-image.js';
+import { warmHome, WARM_SHAPE, type WarmHome } from '../helpers/warm-home.js';
 
 let home = '';
+let warm: WarmHome | undefined;
 let vm: Instance | undefined;
 const NAME = `disp-${randomBytes(2).toString('hex')}`;
 const MARK = `kumo-mark-${randomBytes(3).toString('hex')}`;
@@ -51,16 +51,18 @@ async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; 
 }
 
 before(async () => {
-  home = await mkdtemp(join(tmpdir(), 'kumo-e2e-disp-'));
+  warm = await warmHome();
+  home = warm.home;
   vm = await launch({
     image: testImagePath(),
     name: NAME,
     home,
-    memory: '1G',
+    ...WARM_SHAPE,
     timeout: 900,
     ports: [{ guest: 8080 }],
     // launch waits for these after ready
-    waitFor: [{ command: 'test -d /tmp' }, { log: /login:|Reached target|cloud-init/ }],
+    // (a clone's console has no boot: its first line is kumo's, written with its identity)
+    waitFor: [{ command: 'test -d /tmp' }, { log: new RegExp(`kumo: ${NAME} restored from a warm template`) }],
   });
   // a guest web server on 8080, detached from the ssh session
   const r = await vm.exec(
@@ -69,11 +71,12 @@ before(async () => {
     { timeoutMs: 60_000 },
   );
   assert.equal(r.code, 0, r.stderr);
+  assert.equal(vm.started?.restored?.kind, 'template', 'a clone of the shared warm template (restored, not booted)');
 });
 
 after(async () => {
   if (vm) await vm.delete().catch(() => {});
-  if (home) await rm(home, { recursive: true, force: true });
+  await warm?.done();
 });
 
 test('http strategy holds once the guest web server answers; the dynamic port reaches it from the host', async () => {

@@ -15,6 +15,8 @@ import { kumo } from '../helpers/cli.js';
 import { testImagePath } from '../helpers/test-image.js';
 import { freePort, portFree } from '../../src/driver/net.js';
 import { sshBanner } from '../../src/guest/ready.js';
+import { controlPathFor, probeSocket } from '../../src/guest/master.js';
+import { getInstance } from '../../src/index.js';
 
 const NAME = 'vm-a';
 let home = '';
@@ -76,6 +78,10 @@ test('launch: boots, waits for ssh and cloud-init, shows the stages', async () =
   const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', join(dir, 'disk.qcow2')]).toString());
   assert.match(info['backing-filename'], new RegExp(`^${join(home, 'images')}`));
   assert.equal(info['backing-filename-format'], 'qcow2');
+  // a booted guest's readiness logged in over ssh: that connection stays, as the master later commands share
+  const controlPath = await controlPathFor(await (await getInstance(NAME, { home })).sshTarget());
+  assert.ok(controlPath, 'connection sharing is on');
+  assert.equal(await probeSocket(controlPath), 'alive', 'the readiness polls left a master behind the launch');
 });
 
 test('list and info tell the truth about the running VM', async () => {

@@ -1,19 +1,22 @@
 /**
- * Fast reset between tests, on ONE VM booted from the test image: vm.snapshot / vm.restore (a
- * live snapshot: a file written after it is gone after the restore, and exec works right after,
- * over a fresh ssh connection), vm.snapshots / vm.deleteSnapshot, and launch({ reuse: true })
- * returning the running instance without a new boot. Boots: 1.
+ * Fast reset between tests, on ONE VM cloned from a warm template of the test image:
+ * vm.snapshot / vm.restore (a live snapshot: a file written after it is gone after the restore,
+ * and exec works right after, over a fresh ssh connection; the console says it was restored),
+ * vm.snapshots / vm.deleteSnapshot, and launch({ reuse: true }) returning the running instance
+ * without a new boot (its readiness accepts the template's instance-id, as a clone's must).
+ * Boots: none of its own: a clone of the warm template the e2e files share
+ * (test/helpers/warm-home.ts).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm, mkdtemp } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { launch, type Instance, type LaunchOptions } from '../../src/index.js';
+import { kumo } from '../helpers/cli.js';
 import { testImagePath } from '../helpers/test-image.js';
+import { warmHome, WARM_SHAPE, type WarmHome } from '../helpers/warm-home.js';
 
 let home = '';
+let warm: WarmHome | undefined;
 let vm: Instance | undefined;
 const NAME = `reset-${randomBytes(2).toString('hex')}`;
 let opts: LaunchOptions;
@@ -24,14 +27,16 @@ function theVm(): Instance {
 }
 
 before(async () => {
-  home = await mkdtemp(join(tmpdir(), 'kumo-e2e-reset-'));
-  opts = { image: testImagePath(), name: NAME, home, memory: '1G', timeout: 900, labels: { suite: 'reset' } };
+  warm = await warmHome();
+  home = warm.home;
+  opts = { image: testImagePath(), name: NAME, home, ...WARM_SHAPE, timeout: 900, labels: { suite: 'reset' } };
   vm = await launch(opts);
+  assert.equal(vm.started?.restored?.kind, 'template', 'a clone of the shared warm template (restored, not booted)');
 });
 
 after(async () => {
   if (vm) await vm.delete().catch(() => {});
-  if (home) await rm(home, { recursive: true, force: true });
+  await warm?.done();
 });
 
 test('snapshot, write a file, restore: the file is gone and exec works right after the restore', { timeout: 600_000 }, async () => {
@@ -46,6 +51,8 @@ test('snapshot, write a file, restore: the file is gone and exec works right aft
   assert.equal(r.live, true);
   // the guest went back in time: kumo stepped its clock and reseeded its RNG through the agent
   assert.deepEqual(r.guest, { rng: 'ioctl', via: 'agent' }, `after the restore: ${JSON.stringify(r)}`);
+  const logs = await kumo(['logs', NAME], { home });
+  assert.match(logs.stdout, /^kumo: restored from a saved state; clock stepped, RNG reseeded\r?$/m, 'the console says the guest was restored');
   // right after the restore: a fresh connection (the old master's TCP state was rolled back)
   const gone = await v.exec('test -e ~/later.txt; echo $?; cat ~/kept.txt');
   assert.equal(gone.code, 0, gone.stderr);

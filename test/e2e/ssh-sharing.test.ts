@@ -1,9 +1,11 @@
 /**
- * Connection sharing and exec for programs, on ONE VM booted from the test image (library launch):
- * readiness leaves a master behind, 50 execs in a row ride it (median reported, not asserted),
+ * Connection sharing and exec for programs, on ONE VM cloned from a warm template of the test
+ * image (library launch): the first exec opens a master, 50 execs in a row ride it (median
+ * reported, not asserted),
  * 4 processes exec at once through one master, a master killed mid-test (and 4 processes racing
  * to replace it) is replaced, exec's env/cwd/user/stdin/streaming/check/timeout as the guest sees
- * them, copyIn/copyOut of a folder byte for byte, and stop/delete close the master. Boots: 1.
+ * them, copyIn/copyOut of a folder byte for byte, and stop/delete close the master. Boots: none
+ * of its own: a clone of the warm template the e2e files share (test/helpers/warm-home.ts).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,8 +18,10 @@ import { launch, type Instance } from '../../src/index.js';
 import { controlPathFor, probeSocket } from '../../src/guest/master.js';
 import { kumo } from '../helpers/cli.js';
 import { testImagePath } from '../helpers/test-image.js';
+import { warmHome, WARM_SHAPE, type WarmHome } from '../helpers/warm-home.js';
 
 let home = '';
+let warm: WarmHome | undefined;
 let work = '';
 let vm: Instance | undefined;
 let controlPath = '';
@@ -45,22 +49,29 @@ function theVm(): Instance {
 }
 
 before(async () => {
-  home = await mkdtemp(join(tmpdir(), 'kumo-e2e-share-'));
+  warm = await warmHome();
+  home = warm.home;
   work = await mkdtemp(join(tmpdir(), 'kumo-e2e-share-w-'));
-  vm = await launch({ image: testImagePath(), name: NAME, home, memory: '1G', timeout: 900 });
+  vm = await launch({ image: testImagePath(), name: NAME, home, ...WARM_SHAPE, timeout: 900 });
+  assert.equal(vm.started?.restored?.kind, 'template', 'a clone of the shared warm template (restored, not booted)');
   controlPath = (await controlPathFor(await vm.sshTarget()))!;
 });
 
 after(async () => {
   if (vm) await vm.delete().catch(() => {});
   if (controlPath) for (const pid of masters(controlPath)) process.kill(pid, 'SIGKILL');
-  if (home) await rm(home, { recursive: true, force: true });
+  await warm?.done();
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-test('ready: the readiness polls left one master, in a private folder, at a short path', async () => {
+test('ready: a clone has no master yet; its first exec opens one, in a private folder, at a short path', async () => {
   assert.ok(controlPath, 'sharing is on');
   assert.ok(Buffer.byteLength(controlPath) < 108);
+  // a clone's readiness logs in nowhere (the agent gave its identity, sshd answered): no master
+  // (a booted guest's readiness leaves one: e2e/qemu-lifecycle)
+  assert.equal(await probeSocket(controlPath), 'absent');
+  assert.deepEqual(masters(controlPath), []);
+  assert.equal((await theVm().exec(['true'])).code, 0);
   assert.equal(await probeSocket(controlPath), 'alive');
   assert.equal(masters(controlPath).length, 1);
   const dir = controlPath.slice(0, controlPath.lastIndexOf('/'));

@@ -82,6 +82,9 @@ test('3 clones at once: restored, ready, each with its own identity, clock and R
     const mine = (await readFile(join(home, 'instances', vm.name, 'ssh_host_ed25519_key.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
     assert.equal(hostKey!.split(/\s+/).slice(0, 2).join(' '), mine, 'the guest serves the host key kumo made for this instance');
     seen.push({ hostname: hostname!, machineId: machineId!, hostKey: mine, random: random! });
+    // its console has no boot of its own: kumo's line says what it is
+    const logs = await kumo(['logs', vm.name], { home });
+    assert.match(logs.stdout, new RegExp(`^kumo: ${vm.name} restored from a warm template, with its own identity\r?$`, 'm'), logs.stdout + logs.stderr);
   }
   const tpl = JSON.parse(await readFile(join(tplDir, 'template.json'), 'utf8')) as { hostKeyPublic: string; guest: { hostname: string; machineId: string } };
   const tplKey = tpl.hostKeyPublic.split(/\s+/).slice(0, 2).join(' ');
