@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { kumo } from '../../helpers/cli.js';
+import { sshdConfig } from '../../helpers/sshd.js';
 
 let dir = '';
 let home = '';
@@ -36,22 +37,7 @@ async function startSshd(name: string, hostKey: string, authorized: string): Pro
   if (process.getuid?.() === 0) await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const port = await freePort();
   const cfg = join(dir, `${name}.sshd_config`);
-  await writeFile(
-    cfg,
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${hostKey}`,
-      'PidFile none',
-      `AuthorizedKeysFile ${authorized}`,
-      'StrictModes no',
-      'UsePAM no',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PermitRootLogin prohibit-password',
-      '',
-    ].join('\n'),
-  );
+  await writeFile(cfg, sshdConfig({ port, hostKey, authorizedKeys: authorized }));
   const p = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   sshds.push(p);
   await new Promise<void>((resolve, reject) => {

@@ -25,6 +25,7 @@ import { waitReady } from '../../../src/guest/ready.js';
 import { closeMaster } from '../../../src/guest/master.js';
 import { generateHostKey, hostKeyAlias, writeKnownHosts } from '../../../src/guest/keys.js';
 import type { SshTarget } from '../../../src/guest/target.js';
+import { sshdConfig } from '../../helpers/sshd.js';
 
 const root = process.getuid?.() === 0;
 const skip = !root ? 'needs root (a mount namespace for the fake guest, sshd privilege separation)' : !existsSync('/usr/sbin/sshd') ? 'no /usr/sbin/sshd (apt-get install openssh-server)' : false;
@@ -107,21 +108,7 @@ before(async () => {
   const khWrong = join(dir, 'known_hosts.wrong');
   await writeKnownHosts(kh, 'g', [hostKey]);
   await writeKnownHosts(khWrong, 'g', [other]);
-  const port = await startSshd(
-    [
-      'Port PORT',
-      'ListenAddress 127.0.0.1',
-      'HostKey /mnt/keys/ssh_host_ed25519_key',
-      'PidFile none',
-      'AuthorizedKeysFile /mnt/authorized_keys',
-      'StrictModes no',
-      'UsePAM no',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PermitRootLogin prohibit-password',
-      '',
-    ].join('\n'),
-  );
+  const port = await startSshd(sshdConfig({ port: 'PORT', hostKey: '/mnt/keys/ssh_host_ed25519_key', authorizedKeys: '/mnt/authorized_keys' }));
   target = { name: 'g', host: '127.0.0.1', port, user: 'root', identity: login, knownHosts: kh, alias: hostKeyAlias('g') };
   wrongKeyTarget = { ...target, knownHosts: khWrong };
 });
