@@ -12,9 +12,9 @@
  * the user's (`mountType`, or `type` on one mount); the record keeps the choice.
  */
 import { realpath, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { isAbsolute, normalize, resolve } from 'node:path';
 import { InvalidInputError, ValidationError, type ValidationIssue } from '../core/errors.js';
+import { expandHome } from '../core/fs.js';
 
 /** How a folder reaches the guest: virtiofs (virtiofsd, shared memory) or 9p (QEMU's own -fsdev local). */
 export type MountType = 'virtiofs' | '9p';
@@ -63,10 +63,6 @@ const GUEST_SYSTEM_DIRS = ['/', '/bin', '/boot', '/dev', '/etc', '/lib', '/lib32
 const GUEST_PATH_RE = /^\/[A-Za-z0-9._@+=,:~\/-]*$/;
 /** At most this many shared folders (a PCI slot each). */
 export const MOUNTS_MAX = 16;
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? homedir() + p.slice(1) : p;
-}
 
 /** What is wrong with a guest path, if anything. */
 export function guestPathProblem(g: string): string | undefined {

@@ -23,10 +23,10 @@
  * instance.json keeps for the driver.
  */
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { fsError, InvalidInputError, ValidationError, type ValidationIssue } from '../core/errors.js';
+import { expandHome } from '../core/fs.js';
 import { INSTANCE_NAME_MAX, NAME_HINT, nameIssues, USER_NAME_RE } from '../core/names.js';
 import { closest } from '../core/text.js';
 import { parseDurationSec, parseSize } from '../core/units.js';
@@ -256,10 +256,6 @@ export function parsePortForward(s: string): PortForward | string {
   if (hostAddr.split('.').some((x) => Number(x) > 255)) return `'${hostAddr}' is not an IPv4 address`;
   // host port 0: dynamic, a free port is picked at start (config/port-forward.ts)
   return { proto: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostAddr, hostPort, guestPort, ...(hostPort === 0 ? { dynamic: true } : {}) };
-}
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? homedir() + p.slice(1) : p;
 }
 
 // ---------------------------------------------------------------------------------------------

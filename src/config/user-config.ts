@@ -23,7 +23,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Document, isMap, isScalar, parseDocument, type Scalar, type YAMLMap } from 'yaml';
 import { InvalidInputError, fsError, type ValidationIssue } from '../core/errors.js';
-import { ensurePrivateDir, writeFileAtomic } from '../core/fs.js';
+import { ensurePrivateDir, expandHome, writeFileAtomic } from '../core/fs.js';
 import { nameIssues } from '../core/names.js';
 import { closest } from '../core/text.js';
 import { validateSpec } from './spec.js';
@@ -117,7 +117,7 @@ function checkValue(key: UserConfigKey, value: unknown, o: ValidateUserConfigOpt
     case 'ssh-key': {
       if (typeof value !== 'string' || !value) return bad('must be the path of a private key', 'e.g. ~/.ssh/id_ed25519 (with id_ed25519.pub beside it)');
       const home = (o.env ?? process.env).HOME || homedir();
-      const p = value === '~' || value.startsWith('~/') ? join(home, value.slice(1)) : resolve(o.base ?? process.cwd(), value);
+      const p = resolve(o.base ?? process.cwd(), expandHome(value, home));
       if (!existsSync(p)) return bad(`${p} does not exist`, 'give the path of your private key (its .pub beside it), or unset the key to use kumo\u2019s own');
       return { issues: [], value: p };
     }

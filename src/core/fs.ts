@@ -5,7 +5,13 @@ import { open, rename, mkdir, unlink, readFile, chmod, stat, rm } from 'node:fs/
 import { dirname, basename, join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { homedir } from 'node:os';
 import { fsError, InvalidInputError } from './errors.js';
+
+/** `~` and `~/...` as the user's home (`home`, default $HOME / the account's), other paths as given. */
+export function expandHome(p: string, home: string = homedir()): string {
+  return p === '~' || p.startsWith('~/') ? join(home, p.slice(1)) : p;
+}
 
 /** A temp name beside `path`, in the same folder so that rename() is atomic. */
 export function tempPathFor(path: string): string {

@@ -7,10 +7,11 @@
  * looks at the reference again.
  */
 import { stat } from 'node:fs/promises';
-import { basename, join, resolve as resolvePath } from 'node:path';
+import { basename, resolve as resolvePath } from 'node:path';
 import { ConflictError, InvalidInputError, NotFoundError } from '../core/errors.js';
 import { NotAnImageError } from '../disk/index.js';
 import { debug } from '../core/log.js';
+import { expandHome } from '../core/fs.js';
 import type { Emitter } from '../events/events.js';
 import type { KumoPaths } from '../config/paths.js';
 import { findAlias, findSumsBeside, hostArch, loadCatalog, normalizeArch, resolveRemote, unknownAliasError, type Catalog, type RemoteImage } from './catalog.js';
@@ -28,8 +29,7 @@ export function looksLikePath(ref: string): boolean {
 
 export function localPath(ref: string): string {
   if (ref.startsWith('file://')) return new URL(ref).pathname;
-  if (ref.startsWith('~/')) return join(process.env.HOME ?? '/', ref.slice(2));
-  return resolvePath(ref);
+  return resolvePath(expandHome(ref));
 }
 
 export function matchRecords(records: ImageRecord[], ref: string, arch?: string): ImageRecord | undefined {
