@@ -147,11 +147,19 @@ export async function runCli(argv: string[]): Promise<number> {
       globals,
       out,
       signal: ac.signal,
-      // Expired instances (ttl) and those of dead test processes go first, whatever the command (instance/reaper.ts).
+      // Expired instances (ttl) and those of dead test processes go first, whatever the command
+      // (instance/reaper.ts); then what killed captures left, a sealing machine and its folder
+      // (golden/sweep.ts; `kumo repair` sweeps those itself, to report them).
       paths: () =>
         (pathsPromise ??= import('../config/paths.js')
           .then((p) => p.ensureHome({ home: globals.home }))
-          .then(async (paths) => (await (await import('../instance/reaper.js')).sweepExpired(paths), paths))),
+          .then(async (paths) => {
+            await (await import('../instance/reaper.js')).sweepExpired(paths);
+            if (path !== 'repair')
+              for (const s of await (await import('../golden/sweep.js')).sweepCaptureLeftovers(paths).catch(() => []))
+                out.warn(`removed what a killed capture of '${s.instance}' left: its work folder${s.machineStopped ? ' and its sealing machine' : ''}`);
+            return paths;
+          })),
     };
     if (!def.run) throw new UsageError(`'kumo ${path}' needs a subcommand`, { hint: `see 'kumo help ${path}'` });
     (await import('../builtins.js')).registerBuiltins();

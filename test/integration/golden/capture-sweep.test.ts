@@ -1,8 +1,9 @@
 /**
  * What a killed `kumo capture` leaves (its sealing copy, a daemonized QEMU, and its work folder in
- * KUMO_HOME/tmp) is found and removed by `kumo repair` — only when the instance's lock shows no
- * live capture, and killing only the QEMU that the folder's pid file proves is that copy. Real
- * QEMU on a blank disk stands in for the sealing copy (no guest boot).
+ * KUMO_HOME/tmp) is found and removed by `kumo repair`, or by the next command (with a warning) —
+ * only when the instance's lock shows no live capture, and killing only the QEMU that the folder's
+ * pid file proves is that copy. Real QEMU on a blank disk stands in for the sealing copy (no guest
+ * boot).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,6 +66,17 @@ test('kumo repair stops the sealing copy of a killed capture and removes its fol
   const again = await kumo(['repair'], { home });
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout + again.stderr, /nothing out of step/);
+});
+
+test('the next command (here kumo list) removes what a killed capture left, and says so', async () => {
+  const { dir, pid } = await deadCapture('api', 'Lm4nOp');
+  const r = await kumo(['list'], { home });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: removed what a killed capture of 'api' left: its work folder and its sealing machine/);
+  assert.equal(processLive(pid), false, 'the sealing QEMU is gone');
+  assert.equal(existsSync(dir), false);
+  const again = await kumo(['list'], { home });
+  assert.doesNotMatch(again.stderr, /killed capture/, 'nothing left to say the second time');
 });
 
 test('a capture at work (its instance lock held by a live process) is left alone', async () => {
