@@ -55,9 +55,10 @@ fi
  * the private key text, the public key line, random text (mixed into the kernel's pool). It prints
  * `identity-ok HOSTNAME rng=vmgenid|ioctl` on success (how the RNG was reseeded), and writes a
  * line saying what happened to the guest's console (a clone's serial log has no boot of its own:
- * its template booted). Under emulation every process costs ~0.1 s, so it starts only three (date, sed, rm), and perl for the reseed
- * where the kernel has no vmgenid driver: the rest are shell builtins writing files (the hostname
- * through /proc/sys/kernel/hostname, which is sethostname).
+ * its template booted). Under emulation every process costs ~0.1 s, so it starts only three
+ * (date, sed, rm), and perl for the reseed where the kernel has no vmgenid driver: the rest are
+ * shell builtins writing files (the hostname through /proc/sys/kernel/hostname, which is
+ * sethostname).
  */
 export const IDENTITY_SCRIPT = String.raw`set -eu
 now=$1 hn=$2 mid=$3 kt=$4 key=$5 pub=$6 rnd=$7 newgen=1
