@@ -191,9 +191,17 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
   await writeJsonAtomic(statePath, state, 0o600);
   let total: number | undefined = state.total;
   let lastEmit = 0;
+  // At most one report per 100 ms, and the last bytes of a burst are reported too (after the
+  // rest of the interval): a connection that stalls shows how far it got, not where it was.
+  let trailing: NodeJS.Timeout | undefined;
   const emit = (force = false) => {
     const now = Date.now();
-    if (!force && now - lastEmit < 100) return;
+    if (!force && now - lastEmit < 100) {
+      trailing ??= setTimeout(() => ((trailing = undefined), emit(true)), 100 - (now - lastEmit)).unref();
+      return;
+    }
+    if (trailing) clearTimeout(trailing);
+    trailing = undefined;
     lastEmit = now;
     opts.onProgress?.(hasher.bytes, total);
   };
@@ -297,6 +305,7 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
       }
     }
   } finally {
+    if (trailing) clearTimeout(trailing);
     await fh.close().catch(() => {});
   }
 }

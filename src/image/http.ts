@@ -137,8 +137,11 @@ export function httpGet(url: string, opts: GetOptions = {}): Promise<GetResponse
     }
 
     function send(req: ClientRequest): void {
+    let body: IncomingMessage | undefined;
     req.setTimeout(idle, () => {
       const e = Object.assign(new Error('timed out'), { code: 'KUMO_TIMEOUT' });
+      // a body that stalls ends with this error (not the 'aborted' of the torn-down request)
+      body?.destroy(e);
       req.destroy(e);
     });
     const onAbort = () => req.destroy(abortError(opts.signal!));
@@ -172,6 +175,7 @@ export function httpGet(url: string, opts: GetOptions = {}): Promise<GetResponse
         return;
       }
       // Keep the idle timeout on the body too; abort tears the body down.
+      body = res;
       res.setTimeout?.(idle);
       const onBodyAbort = () => res.destroy(abortError(opts.signal!));
       opts.signal?.addEventListener('abort', onBodyAbort, { once: true });

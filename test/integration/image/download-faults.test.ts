@@ -3,12 +3,14 @@
  * a server that ignores Range, answers 416 or a wrong Content-Range makes the download restart
  * from zero; retries that run out give a typed error saying so and leave no partial file taken
  * for complete; a stalled connection hits the idle timeout and is resumed (or, when nothing ever
- * comes, gives up with a typed error).
+ * comes, gives up with a typed error); a burst then a pause still reports how far the burst got.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { ensureImage, listImages } from '../../../src/image/index.js';
 import { download } from '../../../src/image/download.js';
 import { isKumoError } from '../../../src/core/errors.js';
@@ -142,8 +144,17 @@ test('a stalled connection hits the idle timeout and is resumed; a server that n
     const stallAt = Math.floor(img.length / 3);
     f.server.fault(P, { stallAfter: stallAt, times: 1 });
     const part = join(f.dir, 'stall.part');
-    const r = await download({ url: `${f.server.url}${P}`, part, algos: ['sha256'], idleTimeoutMs: 300, backoffMs: 10, retries: 2 });
+    const seen: string[] = [];
+    const r = await download({
+      url: `${f.server.url}${P}`, part, algos: ['sha256'], idleTimeoutMs: 300, backoffMs: 10, retries: 2,
+      onProgress: (bytes) => seen.push(`progress ${bytes}`),
+      onRetry: (_n, e) => seen.push(`retry: ${(e as Error).message}`),
+    });
     assert.equal(r.digests.sha256, sha256(img));
+    // while it stalled, the progress said how far it got; the retry says why
+    const retry = seen.findIndex((s) => s.startsWith('retry'));
+    assert.equal(seen[retry - 1], `progress ${stallAt}`, seen.join('\n'));
+    assert.match(seen[retry]!, /^retry: cannot download \S+: timed out$/);
     assert.equal(sha256(await readFile(part)), sha256(img));
     const reqs = requestsOf(f);
     assert.equal(reqs.length, 2);
@@ -158,6 +169,50 @@ test('a stalled connection hits the idle timeout and is resumed; a server that n
     });
     assert.equal(f.server.requests.filter((q) => q.path === '/never').length, 2);
   } finally {
+    await f.done();
+  }
+});
+
+test('a burst then a pause: the progress reports the last bytes of the burst while the connection waits', async () => {
+  const f = await setup();
+  const body = randomBytes(8 << 20);
+  const half = body.length >> 1;
+  let finish!: () => void;
+  const held = new Promise<void>((r) => (finish = r));
+  // a first small piece, then (once a report interval has passed) the rest of the first half as
+  // fast as the socket takes it, many reads within one 100 ms interval; then the connection is held
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Length': body.length });
+    res.write(body.subarray(0, 4096));
+    setTimeout(() => {
+      for (let o = 4096; o < half; o += 16384) res.write(body.subarray(o, Math.min(o + 16384, half)));
+      void held.then(() => res.end(body.subarray(half)));
+    }, 250);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const seen: number[] = [];
+    let sawHalf!: () => void;
+    const halfSeen = new Promise<void>((r) => (sawHalf = r));
+    const port = (server.address() as { port: number }).port;
+    const dl = download({
+      url: `http://127.0.0.1:${port}/burst.raw`, part: join(f.dir, 'burst.part'), algos: ['sha256'], idleTimeoutMs: 20_000,
+      onProgress: (bytes) => (seen.push(bytes), bytes === half && sawHalf()),
+      onRetry: (_n, e) => assert.fail(`no retry expected: ${(e as Error).message}`),
+    });
+    // the server holds until the report of the whole first half came; 10 s without it is the failure
+    let timer: NodeJS.Timeout | undefined;
+    const verdict = await Promise.race([halfSeen.then(() => 'reported'), new Promise<string>((r) => (timer = setTimeout(() => r('not reported'), 10_000)))]);
+    clearTimeout(timer);
+    assert.equal(verdict, 'reported', `while held at ${half} bytes, the reports were: ${seen.join(', ')}`);
+    finish();
+    const r = await dl;
+    assert.equal(r.digests.sha256, sha256(body));
+    assert.equal(seen.at(-1), body.length);
+  } finally {
+    finish();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
     await f.done();
   }
 });
