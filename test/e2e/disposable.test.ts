@@ -1,11 +1,11 @@
 /**
  * Disposable VMs for test suites, on ONE VM cloned from a warm template of the test image
- * (library launch with a dynamic port and a launch-time wait): the dynamic port reaches a guest web server through
- * mappedPort and through `kumo port list --json` / `kumo info`; each wait strategy (port, HTTP
- * status, serial console line, guest log file line, command) holds, and times out with an error
- * naming the condition and what was seen last; a host port already taken is a typed error; a
- * dynamic port added live gets a port at once. Boots: none
- * of its own: a clone of the warm template the e2e files share (test/helpers/warm-home.ts).
+ * (library launch with a dynamic port and a launch-time wait): the dynamic port reaches a guest
+ * web server through mappedPort and through `kumo port list --json` / `kumo info`; each wait
+ * strategy (port, HTTP status, serial console line, guest log file line, command) holds, and
+ * times out with an error naming the condition and what was seen last; a host port already taken
+ * is a typed error; a dynamic port added live gets a port at once. Boots: none of its own: a
+ * clone of the warm template the e2e files share (test/helpers/warm-home.ts).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
